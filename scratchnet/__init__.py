@@ -1,0 +1,8 @@
+"""scratchnet: a deep-learning framework written from scratch in NumPy (optionally CuPy)."""
+from . import backend, functional, nn, optim
+from .backend import get_array_module, manual_seed, to_backend, to_numpy
+from .gradcheck import GradcheckError, gradcheck
+
+__version__ = "0.1.0"
+__all__ = ["backend", "functional", "nn", "optim", "gradcheck", "GradcheckError", "manual_seed",
+           "get_array_module", "to_numpy", "to_backend", "__version__"]

@@ -1,0 +1,151 @@
+"""The one place that knows NumPy from CuPy.
+
+Every other module asks this one for an *array module* ``xp`` (``numpy`` or ``cupy``) and
+then calls ``xp.matmul``, ``xp.exp`` ... so the same code runs on CPU and GPU arrays:
+
+    xp = get_array_module(x)        # numpy for numpy arrays, cupy for cupy arrays
+    y = xp.maximum(x, 0)
+
+CuPy is imported only when a caller asks for it, so a NumPy-only machine never needs it.
+"""
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import numpy
+
+__all__ = [
+    "BackendUnavailableError", "get_backend", "get_array_module", "backend_name",
+    "to_numpy", "to_backend", "as_dtype", "as_strided", "manual_seed", "init_rng",
+    "default_rng", "synchronize", "free_memory", "is_available",
+]
+
+_CUPY_HINT = ("install the GPU extra with `pip install 'scratchnet[gpu]'` "
+              "(or the CuPy wheel matching your CUDA, e.g. `pip install cupy-cuda12x`)")
+_ALIASES = {"numpy": "numpy", "cpu": "numpy", "np": "numpy",
+            "cupy": "cupy", "cuda": "cupy", "gpu": "cupy", "cp": "cupy"}
+
+
+class BackendUnavailableError(RuntimeError):
+    """Raised when the CuPy backend is asked for but CuPy or a CUDA GPU is missing."""
+
+
+def _import_cupy() -> types.ModuleType:
+    try:
+        import cupy
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"backend 'cupy' needs CuPy, which is not installed ({exc}); {_CUPY_HINT}") from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDA driver missing or broken
+        raise BackendUnavailableError(
+            f"backend 'cupy': CuPy is installed but no usable CUDA GPU was found ({exc})") from None
+    if count == 0:
+        raise BackendUnavailableError("backend 'cupy': CuPy is installed but no CUDA GPU was found")
+    return cupy
+
+
+def get_backend(name: str | types.ModuleType = "numpy") -> types.ModuleType:
+    """Return the array module for a backend name ('numpy'/'cpu' or 'cupy'/'cuda')."""
+    if isinstance(name, types.ModuleType):
+        return name
+    key = _ALIASES.get(str(name).lower())
+    if key is None:
+        raise ValueError(f"unknown backend {name!r}; expected 'numpy' or 'cupy'")
+    return numpy if key == "numpy" else _import_cupy()
+
+
+def is_available(name: str) -> bool:
+    """True when ``get_backend(name)`` would succeed."""
+    try:
+        get_backend(name)
+    except BackendUnavailableError:
+        return False
+    return True
+
+
+def get_array_module(*arrays: Any) -> types.ModuleType:
+    """``cupy`` if any argument is a CuPy array, else ``numpy`` (never imports CuPy)."""
+    for a in arrays:
+        if type(a).__module__.split(".")[0] == "cupy":
+            import cupy
+            return cupy
+    return numpy
+
+
+def backend_name(x: Any) -> str:
+    """'numpy' or 'cupy' for an array or an array module."""
+    xp = x if isinstance(x, types.ModuleType) else get_array_module(x)
+    return xp.__name__
+
+
+def to_numpy(x: Any) -> numpy.ndarray:
+    """Copy an array of any backend to a host NumPy array (no copy for NumPy arrays)."""
+    if get_array_module(x) is numpy:
+        return numpy.asarray(x)
+    return x.get()
+
+
+def to_backend(x: Any, name: str | types.ModuleType) -> Any:
+    """Move an array to the backend ``name`` (no copy when it is already there)."""
+    xp = get_backend(name)
+    if get_array_module(x) is xp:
+        return x
+    return xp.asarray(to_numpy(x))
+
+
+def as_dtype(dtype: Any) -> numpy.dtype:
+    """Normalise a dtype spec ('float32', numpy.float64, ...) to a floating numpy dtype."""
+    try:
+        dt = numpy.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"unknown dtype {dtype!r}; expected 'float32' or 'float64'") from None
+    if dt.kind != "f":
+        raise TypeError(f"dtype {dt} is not a floating type; expected 'float32' or 'float64'")
+    return dt
+
+
+def as_strided(x: Any, shape: tuple[int, ...], strides: tuple[int, ...]) -> Any:
+    """A strided *view* of ``x`` (no copy), on x's backend."""
+    xp = get_array_module(x)
+    return xp.lib.stride_tricks.as_strided(x, shape=shape, strides=strides)
+
+
+# --- random numbers -------------------------------------------------------------------
+# Weights are always drawn on the host from one NumPy generator and then moved, so the same
+# seed gives bit-identical initial weights on CPU and GPU.
+_init_rng = numpy.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the generator that initialises new layers' weights (like ``torch.manual_seed``)."""
+    global _init_rng
+    _init_rng = numpy.random.default_rng(seed)
+
+
+def init_rng() -> numpy.random.Generator:
+    """The host generator used for weight initialisation."""
+    return _init_rng
+
+
+def default_rng(seed: int | None = None, backend: str | types.ModuleType = "numpy") -> Any:
+    """A seeded ``Generator`` that draws directly on the given backend (noise, shuffling)."""
+    return get_backend(backend).random.default_rng(seed)
+
+
+# --- device housekeeping ---------------------------------------------------------------
+def synchronize(xp: types.ModuleType | str = numpy) -> None:
+    """Wait for queued GPU work to finish (no-op on NumPy); call before reading a timer."""
+    xp = get_backend(xp)
+    if xp is not numpy:
+        xp.cuda.Device().synchronize()
+
+
+def free_memory(xp: types.ModuleType | str = numpy) -> None:
+    """Return cached blocks of CuPy's memory pools to the driver (no-op on NumPy)."""
+    xp = get_backend(xp)
+    if xp is not numpy:
+        xp.get_default_memory_pool().free_all_blocks()
+        xp.get_default_pinned_memory_pool().free_all_blocks()

@@ -1,0 +1,189 @@
+"""Check a module's hand-written backward against central finite differences, in float64.
+
+    report = gradcheck(nn.Conv2d(2, 3, 3, padding=1), x)      # raises GradcheckError on failure
+    print(report)                                               # one line per checked tensor
+
+The scalar being differentiated is f = sum(module(*inputs) * G) with G a fixed *random*
+upstream gradient (an all-ones G would not notice a permuted or transposed gradient). Then
+df/dT for every input T and every parameter T is what ``module.backward(G)`` must return /
+accumulate. Numerically, along a direction D:
+
+    (f(T + eps*D) - f(T - eps*D)) / (2*eps)  ~=  sum(df/dT * D)
+
+Small tensors are checked element by element (D = one-hot); large ones along random unit
+directions plus a random sample of single elements. An element passes when
+|analytic - numeric| <= atol + rtol*|numeric| (PyTorch's gradcheck defaults).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .backend import default_rng, get_array_module, to_backend, to_numpy
+
+__all__ = ["gradcheck", "GradcheckError", "GradcheckReport", "TensorCheck", "rel_error"]
+
+Array = Any
+
+
+class GradcheckError(AssertionError):
+    """A backward pass disagrees with finite differences."""
+
+
+def rel_error(a: Array, b: Array) -> float:
+    """max |a - b| / max(|a| + |b|, 1e-12), element-wise over two arrays of any backend."""
+    a, b = to_numpy(a).astype("float64"), to_numpy(b).astype("float64")
+    return float((abs(a - b) / (abs(a) + abs(b)).clip(min=1e-12)).max(initial=0.0))
+
+
+@dataclass
+class TensorCheck:
+    """The outcome for one tensor (an input or a parameter)."""
+    name: str
+    shape: tuple[int, ...]
+    method: str                 # "elementwise", or "4 directions + 32 elements"
+    max_abs_error: float = 0.0
+    max_rel_error: float = 0.0  # |a - n| / max(|a|, |n|, atol): near-zero values judged absolutely
+    worst: str = "-"            # where max_rel_error occurred, with both values
+    failures: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return self.failures == 0
+
+
+@dataclass
+class GradcheckReport:
+    module: str
+    checks: list[TensorCheck] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def max_rel_error(self) -> float:
+        return max((c.max_rel_error for c in self.checks), default=0.0)
+
+    @property
+    def worst(self) -> TensorCheck | None:
+        return max(self.checks, key=lambda c: c.max_rel_error, default=None)
+
+    def __str__(self) -> str:
+        head = f"gradcheck {self.module}: {'passed' if self.passed else 'FAILED'}, " \
+               f"worst relative error {self.max_rel_error:.2e}"
+        rows = [f"  {'ok  ' if c.passed else 'FAIL'} {c.name:<14} {str(c.shape):<18} "
+                f"{c.method:<28} max rel {c.max_rel_error:.2e}  max abs {c.max_abs_error:.2e}  "
+                f"worst at {c.worst}" + (f"  ({c.failures} failing)" if c.failures else "")
+                for c in self.checks]
+        return "\n".join([head] + rows)
+
+
+def _unravel(i: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    idx = []
+    for n in reversed(shape):
+        i, r = divmod(i, n)
+        idx.append(r)
+    return tuple(reversed(idx))
+
+
+def gradcheck(module: Any, *inputs: Array, eps: float = 1e-6, atol: float = 1e-5,
+              rtol: float = 1e-3, seed: int = 0, max_elementwise: int = 512,
+              n_directions: int = 4, n_samples: int = 32, raise_exception: bool = True
+              ) -> GradcheckReport:
+    """Compare ``module.backward`` with central differences for every input and parameter.
+
+    The module is deep-copied and cast to float64 (the original is untouched); inputs are
+    cast to float64 on the module's backend.
+
+    Args:
+        module: a Module; ``module(*inputs)`` runs forward, ``module.backward(G)`` returns the
+            gradient for the first input (or a tuple, one per differentiable input).
+        inputs: the forward arguments (e.g. ``x``, or ``pred, target`` for a loss). Inputs
+            beyond those backward returns gradients for are held fixed.
+        eps, atol, rtol: step and tolerances (PyTorch's gradcheck defaults).
+        seed: seeds the upstream gradient, directions and sampled elements.
+        max_elementwise: tensors with at most this many elements are checked element-wise.
+        n_directions, n_samples: for larger tensors, random directions and single elements.
+        raise_exception: raise GradcheckError with the report when a check fails.
+
+    Returns:
+        A GradcheckReport: per tensor the worst relative/absolute error and where.
+    """
+    work = copy.deepcopy(module).to(dtype="float64")
+    backend = work.backend if next(work.parameters(), None) is not None else \
+        get_array_module(*inputs).__name__
+    xs = [to_backend(x, backend).astype("float64") for x in inputs]   # own contiguous copies
+    rng = default_rng(seed, "numpy")          # host draws: the same G on every backend
+
+    out = work(*xs)
+    upstream = to_backend(rng.standard_normal(out.shape), backend)
+    work.zero_grad()
+    grads = work.backward(upstream)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+
+    def f() -> float:
+        return float((work(*xs) * upstream).sum())
+
+    targets = [(f"input[{i}]" if len(grads) > 1 else "input", xs[i], g)
+               for i, g in enumerate(grads)]
+    targets += [(name, p.data, p.grad.copy()) for name, p in work.named_parameters()]
+
+    report = GradcheckReport(module=repr(module).split("\n")[0].rstrip("("))
+    for name, T, grad in targets:
+        if tuple(grad.shape) != tuple(T.shape):
+            raise GradcheckError(f"gradcheck {report.module}: gradient for {name} has shape "
+                                 f"{tuple(grad.shape)}, expected {tuple(T.shape)}")
+        report.checks.append(_check_tensor(name, T, grad, f, rng, eps, atol, rtol,
+                                           max_elementwise, n_directions, n_samples))
+    if raise_exception and not report.passed:
+        raise GradcheckError(str(report))
+    return report
+
+
+def _check_tensor(name, T, grad, f, rng, eps, atol, rtol, max_elementwise, n_directions,
+                  n_samples) -> TensorCheck:
+    flat, gflat = T.reshape(-1), to_numpy(grad).reshape(-1)
+    check = TensorCheck(name, tuple(T.shape), "elementwise")
+
+    def record(analytic: float, numeric: float, where: str) -> None:
+        err = abs(analytic - numeric)
+        rel = err / max(abs(analytic), abs(numeric), atol)
+        if err > atol + rtol * abs(numeric):
+            check.failures += 1
+        check.max_abs_error = max(check.max_abs_error, err)
+        if rel >= check.max_rel_error:
+            check.max_rel_error = rel
+            check.worst = f"{where} (analytic {analytic:.6g}, numeric {numeric:.6g})"
+
+    def element(i: int) -> None:
+        orig = float(flat[i])
+        flat[i] = orig + eps
+        fp = f()
+        flat[i] = orig - eps
+        fm = f()
+        flat[i] = orig
+        record(float(gflat[i]), (fp - fm) / (2 * eps), str(_unravel(i, check.shape)))
+
+    if T.size <= max_elementwise:
+        for i in range(T.size):
+            element(i)
+        return check
+
+    check.method = f"{n_directions} directions + {n_samples} elements"
+    orig = T.copy()
+    for k in range(n_directions):
+        d = rng.standard_normal(T.shape)
+        d /= math.sqrt(float((d * d).sum()))
+        d_dev = to_backend(d, get_array_module(T))
+        T[...] = orig + eps * d_dev
+        fp = f()
+        T[...] = orig - eps * d_dev
+        fm = f()
+        T[...] = orig
+        record(float((to_numpy(grad) * d).sum()), (fp - fm) / (2 * eps), f"direction {k}")
+    for i in rng.choice(T.size, size=min(n_samples, T.size), replace=False):
+        element(int(i))
+    return check

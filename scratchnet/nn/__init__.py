@@ -1,0 +1,9 @@
+"""Layers with hand-written backward passes, PyTorch's names and semantics."""
+from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
+from .conv import Conv2d, ConvTranspose2d
+from .linear import Flatten, Linear, Unflatten
+from .loss import MSELoss
+from .module import Module, Parameter, Sequential
+
+__all__ = ["Module", "Parameter", "Sequential", "Conv2d", "ConvTranspose2d", "Linear", "Flatten",
+           "Unflatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "MSELoss"]

@@ -1,0 +1,50 @@
+"""Argument and input validation shared by the layers: one-line errors that name the layer."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..backend import backend_name, get_array_module
+
+
+def to_pair(value: Any, name: str, layer: str, minimum: int) -> tuple[int, int]:
+    """Turn an int or a pair into a pair of ints >= ``minimum``, or raise ValueError."""
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
+        raise ValueError(f"{layer}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{layer}: {name} must be >= {minimum}, got {value!r}")
+    return pair
+
+
+def positive_int(value: Any, name: str, layer: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
+    return value
+
+
+def check_input(module: Any, x: Any, expected: str, ndim: int | None = None,
+                dim: int | None = None, size: int | None = None) -> None:
+    """Check rank, one axis' size, and that dtype/backend match the module's parameters.
+
+    Args:
+        module: the layer (its repr names it in the message).
+        expected: the expected shape in words, e.g. "(N, 16, H, W)".
+        ndim: required rank.  dim, size: ``x.shape[dim]`` must equal ``size``.
+    """
+    shape = getattr(x, "shape", None)
+    if shape is None or not hasattr(x, "dtype"):
+        raise TypeError(f"{module!r}: expected an array of shape {expected}, got {type(x).__name__}")
+    bad_rank = ndim is not None and x.ndim != ndim
+    bad_size = dim is not None and (x.ndim <= dim or shape[dim] != size)
+    if bad_rank or bad_size:
+        raise ValueError(f"{module!r}: expected input of shape {expected}, got {tuple(shape)}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{module!r}: expected a floating-point input, got dtype {x.dtype}")
+    p = next(module.parameters(), None)
+    if p is not None:
+        if x.dtype != p.dtype:
+            raise TypeError(f"{module!r}: input dtype {x.dtype} differs from the parameters' "
+                            f"{p.dtype}; cast one of them (e.g. model.to('{x.dtype}'))")
+        if get_array_module(x) is not get_array_module(p.data):
+            raise TypeError(f"{module!r}: input is a {backend_name(x)} array but the parameters are "
+                            f"on {backend_name(p.data)}; move one (model.to(...) / to_backend)")

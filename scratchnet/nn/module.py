@@ -1,0 +1,264 @@
+"""Parameter, Module and Sequential: the containers every layer is built on.
+
+A Module computes ``y = module(x)`` and keeps in ``self._cache`` exactly what its backward
+needs; ``module.backward(gy)`` returns dL/dx and *adds* dL/dparam into each ``param.grad``.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Iterator
+
+from ..backend import as_dtype, backend_name, get_array_module, get_backend, to_backend
+
+Array = Any
+
+
+class Parameter:
+    """A trainable array and its accumulated gradient.
+
+    Attributes:
+        data: the array (any backend).
+        grad: same shape, backend and dtype as ``data``; backward passes add into it with
+            ``+=`` until ``zero_grad()`` resets it to zeros.
+    """
+
+    def __init__(self, data: Array):
+        xp = get_array_module(data)
+        self.data = data
+        self.grad = xp.zeros_like(data)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def zero_grad(self) -> None:
+        self.grad.fill(0)
+
+    def to(self, backend: str | None = None, dtype: Any = None) -> "Parameter":
+        """Move (and/or cast) data and grad in place; the Parameter object stays the same."""
+        for name in ("data", "grad"):
+            a = getattr(self, name)
+            if backend is not None:
+                a = to_backend(a, backend)
+            if dtype is not None and a.dtype != dtype:
+                a = a.astype(dtype)
+            setattr(self, name, a)
+        return self
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.shape}, dtype={self.dtype}, backend={backend_name(self.data)})"
+
+
+class Module:
+    """Base class: registers Parameters and sub-Modules in assignment order, like PyTorch."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_cache", None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        for registry in (self._parameters, self._modules):
+            registry.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    # --- forward / backward -----------------------------------------------------------
+    def __call__(self, *args: Any) -> Any:
+        out = self.forward(*args)
+        object.__setattr__(self, "_out_shape", getattr(out, "shape", None))
+        return out
+
+    def forward(self, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def backward(self, grad_output: Array) -> Array:
+        raise NotImplementedError
+
+    def _pop_cache(self, grad_output: Array) -> Any:
+        """Return what forward saved and free it, after checking ``grad_output``'s shape.
+
+        Raises:
+            RuntimeError: backward without a preceding forward (each backward consumes it).
+            ValueError: ``grad_output`` does not have the shape forward returned.
+        """
+        cache = self._cache
+        if cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward() called without a preceding "
+                               "forward(); each backward consumes the values its forward saved")
+        expected = self.__dict__.get("_out_shape")
+        got = tuple(getattr(grad_output, "shape", ()))   # a Python number counts as 0-d
+        if expected is not None and got != tuple(expected):
+            raise ValueError(f"{type(self).__name__}.backward: grad_output has shape "
+                             f"{got}, expected {tuple(expected)} "
+                             "(the shape forward returned)")
+        object.__setattr__(self, "_cache", None)
+        return cache
+
+    # --- parameters ----------------------------------------------------------------
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        for name, p in self._parameters.items():
+            yield prefix + name, p
+        for name, m in self._modules.items():
+            yield from m.named_parameters(prefix + name + ".")
+
+    def parameters(self) -> Iterator[Parameter]:
+        for _, p in self.named_parameters():
+            yield p
+
+    def children(self) -> Iterator["Module"]:
+        yield from self._modules.values()
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        yield prefix, self
+        for name, m in self._modules.items():
+            yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.zero_grad()
+
+    def num_parameters(self) -> int:
+        return sum(p.size for p in self.parameters())
+
+    # --- modes, backend, dtype ---------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        for _, m in self.named_modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def to(self, *args: Any, backend: str | None = None, dtype: Any = None) -> "Module":
+        """Move parameters to a backend and/or cast them, in place; returns ``self``.
+
+        ``model.to("cupy")``, ``model.to("float64")``, ``model.to("numpy", "float32")``.
+        """
+        for a in args:
+            if isinstance(a, str) and a.lower() in ("numpy", "cpu", "np", "cupy", "cuda", "gpu", "cp"):
+                backend = a
+            else:
+                dtype = a
+        if backend is not None:
+            get_backend(backend)              # clear error before touching anything
+        dtype = as_dtype(dtype) if dtype is not None else None
+        for p in self.parameters():
+            p.to(backend, dtype)
+        for _, m in self.named_modules():
+            object.__setattr__(m, "_cache", None)
+        return self
+
+    def float(self) -> "Module":
+        return self.to(dtype="float32")
+
+    def double(self) -> "Module":
+        return self.to(dtype="float64")
+
+    @property
+    def backend(self) -> str:
+        """'numpy' or 'cupy': where the parameters live ('numpy' for a parameter-free module)."""
+        p = next(self.parameters(), None)
+        return "numpy" if p is None else backend_name(p.data)
+
+    @property
+    def dtype(self):
+        p = next(self.parameters(), None)
+        return None if p is None else p.dtype
+
+    # --- state -----------------------------------------------------------------------
+    def state_dict(self) -> "OrderedDict[str, Array]":
+        """Parameter arrays by PyTorch-style dotted names ("0.weight"); not copies."""
+        return OrderedDict((name, p.data) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state: dict[str, Array], strict: bool = True) -> None:
+        """Copy arrays into the parameters, keeping each parameter's backend and dtype.
+
+        Raises:
+            KeyError: missing or unexpected keys (with ``strict``).
+            ValueError: a shape differs.
+        """
+        params = dict(self.named_parameters())
+        if strict:
+            missing = [k for k in params if k not in state]
+            unexpected = [k for k in state if k not in params]
+            if missing or unexpected:
+                raise KeyError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, "
+                               f"unexpected keys {unexpected}")
+        for name, value in state.items():
+            if name not in params:
+                continue
+            p = params[name]
+            if tuple(value.shape) != tuple(p.shape):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: '{name}' has shape "
+                                 f"{tuple(value.shape)}, the model expects {tuple(p.shape)}")
+            xp = get_array_module(p.data)
+            p.data[...] = xp.asarray(to_backend(value, xp), dtype=p.dtype)
+
+    # --- display -----------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        if not self._modules:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        for name, m in self._modules.items():
+            child = repr(m).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child}")
+        return "\n".join(lines) + "\n)"
+
+
+class Sequential(Module):
+    """Runs modules in order; backward runs them in reverse.
+
+    ``Sequential(a, b, c)`` names its children "0", "1", "2" (state_dict keys "0.weight" ...);
+    ``Sequential(OrderedDict(name=module, ...))`` keeps the given names. Indexing with an int
+    returns a module, with a slice a new Sequential that shares the modules and their names.
+    """
+
+    def __init__(self, *modules: Module | "OrderedDict[str, Module]"):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], dict):
+            named = list(modules[0].items())
+        else:
+            named = [(str(i), m) for i, m in enumerate(modules)]
+        for name, m in named:
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: entry {name!r} is a {type(m).__name__}, expected a Module")
+            setattr(self, name, m)
+
+    def forward(self, x: Array) -> Array:
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def backward(self, grad_output: Array) -> Array:
+        for m in reversed(self._modules.values()):
+            grad_output = m.backward(grad_output)
+        return grad_output
+
+    def __getitem__(self, index: int | slice) -> Module:
+        if isinstance(index, slice):
+            return Sequential(OrderedDict(list(self._modules.items())[index]))
+        return list(self._modules.values())[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())

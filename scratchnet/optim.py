@@ -1,0 +1,192 @@
+"""Optimizers with PyTorch's semantics: SGD, Adam (coupled L2) and AdamW (decoupled decay).
+
+Every update is done in place on ``param.data`` with Python-float coefficients, so a float32
+model keeps float32 parameters and float32 optimizer state.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+from .backend import get_array_module, to_backend
+from .nn.module import Parameter
+
+Array = Any
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+
+
+def _check_range(name: str, value: float, low: float, high: float | None = None,
+                 high_inclusive: bool = False) -> None:
+    ok = value >= low and (high is None or (value <= high if high_inclusive else value < high))
+    if not ok:
+        upper = "" if high is None else (f" and <= {high}" if high_inclusive else f" and < {high}")
+        raise ValueError(f"invalid {name} {value!r}: expected a number >= {low}{upper}")
+
+
+class Optimizer:
+    """Base class: parameter groups, per-parameter state, zero_grad and (de)serialisation.
+
+    Args:
+        params: an iterable of Parameters, or of dicts ``{"params": [...], "lr": ...}``
+            (parameter groups, as in PyTorch).
+        defaults: hyperparameters used where a group does not set its own.
+    """
+
+    def __init__(self, params: Iterable[Parameter] | Iterable[dict], defaults: dict[str, Any]):
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.defaults = defaults
+        self.param_groups: list[dict[str, Any]] = []
+        for g in groups:
+            group = {**defaults, **g, "params": list(g["params"])}
+            for p in group["params"]:
+                if not isinstance(p, Parameter):
+                    raise TypeError(f"{type(self).__name__}: expected Parameters, got {type(p).__name__}")
+            self._validate(group)
+            self.param_groups.append(group)
+        self.state: dict[Parameter, dict[str, Any]] = {}
+
+    def _validate(self, group: dict[str, Any]) -> None:
+        _check_range("learning rate", group["lr"], 0.0)
+        _check_range("weight_decay", group.get("weight_decay", 0.0), 0.0)
+
+    def zero_grad(self) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.zero_grad()
+
+    def step(self) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                self._update(p, self.state.setdefault(p, {}), group)
+
+    def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"state": {index: {...}}, "param_groups": [{hyperparameters, "params": [index]}]}``."""
+        index = {}
+        groups = []
+        for group in self.param_groups:
+            ids = []
+            for p in group["params"]:
+                index[p] = len(index)
+                ids.append(index[p])
+            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
+        state = {index[p]: dict(s) for p, s in self.state.items() if p in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore hyperparameters and state; arrays move to each parameter's backend/dtype."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+                len(g["params"]) != len(own["params"]) for g, own in zip(groups, self.param_groups)):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the saved parameter groups "
+                             "do not match this optimizer's parameters")
+        params = [p for group in self.param_groups for p in group["params"]]
+        for own, saved in zip(self.param_groups, groups):
+            own.update({k: (tuple(v) if isinstance(v, list) else v)
+                        for k, v in saved.items() if k != "params"})
+        self.state = {}
+        for i, s in state_dict["state"].items():
+            p = params[int(i)]
+            xp = get_array_module(p.data)
+            self.state[p] = {k: (xp.asarray(to_backend(v, xp), dtype=p.dtype) if hasattr(v, "shape")
+                                 and getattr(v, "ndim", 0) > 0 else v) for k, v in s.items()}
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum and (coupled) weight decay.
+
+    g = grad + weight_decay*p;  buf = momentum*buf + (1 - dampening)*g (buf = g at step 1);
+    g = g + momentum*buf if nesterov else buf;  p -= lr*g.
+    """
+
+    def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float = 1e-3,
+                 momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
+                 nesterov: bool = False):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def _validate(self, group: dict[str, Any]) -> None:
+        super()._validate(group)
+        _check_range("momentum", group["momentum"], 0.0)
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("SGD: nesterov momentum requires momentum > 0 and dampening = 0")
+
+    def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
+        g = p.grad
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * p.data
+        momentum = group["momentum"]
+        if momentum:
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = g.copy()
+            else:
+                buf = state["momentum_buffer"]
+                buf *= momentum
+                buf += (1 - group["dampening"]) * g
+            buf = state["momentum_buffer"]
+            g = g + momentum * buf if group["nesterov"] else buf
+        p.data -= group["lr"] * g
+
+
+class Adam(Optimizer):
+    """Adam with PyTorch's exact semantics (weight decay is L2 added to the gradient).
+
+    With t the step count:
+        g = grad + weight_decay * p
+        m = beta1*m + (1 - beta1)*g;   v = beta2*v + (1 - beta2)*g*g
+        p -= lr/(1 - beta1**t) * m / (sqrt(v)/sqrt(1 - beta2**t) + eps)
+    """
+
+    decoupled = False
+
+    def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay))
+
+    def _validate(self, group: dict[str, Any]) -> None:
+        super()._validate(group)
+        _check_range("eps", group["eps"], 0.0)
+        if len(group["betas"]) != 2:
+            raise ValueError(f"invalid betas {group['betas']!r}: expected a pair")
+        for i, b in enumerate(group["betas"]):
+            _check_range(f"beta{i + 1}", b, 0.0, 1.0)
+
+    def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
+        xp = get_array_module(p.data)
+        if not state:
+            state.update(step=0, exp_avg=xp.zeros_like(p.data), exp_avg_sq=xp.zeros_like(p.data))
+        (beta1, beta2), lr, wd = group["betas"], group["lr"], group["weight_decay"]
+        g, m, v = p.grad, state["exp_avg"], state["exp_avg_sq"]
+        if wd and self.decoupled:
+            p.data *= 1 - lr * wd
+        elif wd:
+            g = g + wd * p.data
+        state["step"] += 1
+        t = state["step"]
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * (g * g)
+        denom = xp.sqrt(v)
+        denom /= math.sqrt(1 - beta2 ** t)
+        denom += group["eps"]
+        p.data -= (lr / (1 - beta1 ** t)) * m / denom
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: p *= 1 - lr*weight_decay, then the Adam step on grad."""
+
+    decoupled = True
+
+    def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
