@@ -94,8 +94,13 @@ class Optimizer:
         for i, s in state_dict["state"].items():
             p = params[int(i)]
             xp = get_array_module(p.data)
-            self.state[p] = {k: (xp.asarray(to_backend(v, xp), dtype=p.dtype) if hasattr(v, "shape")
-                                 and getattr(v, "ndim", 0) > 0 else v) for k, v in s.items()}
+            self.state[p] = {k: (xp.array(to_backend(v, xp), dtype=p.dtype)     # a copy
+                                 if getattr(v, "ndim", 0) > 0 else _scalar(v)) for k, v in s.items()}
+
+
+def _scalar(v: Any) -> Any:
+    """A 0-d array (as read back from an .npz file) becomes a Python number again."""
+    return v.item() if hasattr(v, "item") else v
 
 
 class SGD(Optimizer):

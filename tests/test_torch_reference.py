@@ -1,0 +1,92 @@
+"""The reference autoencoder against the identical PyTorch model, in float64 (torch optional)."""
+import numpy as np
+import pytest
+
+import scratchnet as sn
+from scratchnet import nn, optim
+from scratchnet.gradcheck import rel_error
+from scratchnet.models import conv_autoencoder, dense_autoencoder
+
+torch = pytest.importorskip("torch")
+tnn = torch.nn
+
+
+def norm_rel(a, b):
+    """||a - b|| / ||b|| over a whole tensor (element-wise ratios blow up on near-zero entries,
+    e.g. an Adam step on a gradient that is zero up to rounding)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+def torch_conv_autoencoder():
+    enc = tnn.Sequential(tnn.Conv2d(1, 16, 3, stride=2, padding=1), tnn.ReLU(),
+                         tnn.Conv2d(16, 32, 3, stride=2, padding=1), tnn.ReLU(),
+                         tnn.Conv2d(32, 64, 7))
+    dec = tnn.Sequential(tnn.ConvTranspose2d(64, 32, 7), tnn.ReLU(),
+                         tnn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1), tnn.ReLU(),
+                         tnn.ConvTranspose2d(16, 1, 3, stride=2, padding=1, output_padding=1), tnn.Sigmoid())
+    return tnn.ModuleDict({"encoder": enc, "decoder": dec})
+
+
+def torch_dense_autoencoder():
+    enc = tnn.Sequential(tnn.Flatten(), tnn.Linear(784, 256), tnn.ReLU(), tnn.Linear(256, 64), tnn.ReLU())
+    dec = tnn.Sequential(tnn.Linear(64, 256), tnn.ReLU(), tnn.Linear(256, 784), tnn.Sigmoid(),
+                         tnn.Unflatten(1, (1, 28, 28)))
+    return tnn.ModuleDict({"encoder": enc, "decoder": dec})
+
+
+@pytest.mark.parametrize("ours,theirs", [(conv_autoencoder, torch_conv_autoencoder),
+                                         (dense_autoencoder, torch_dense_autoencoder)],
+                         ids=["conv", "dense"])
+def test_autoencoder_matches_pytorch_float64(ours, theirs):
+    sn.manual_seed(0)
+    model = ours().double()
+    tmodel = theirs().double()
+    assert list(model.state_dict()) == list(tmodel.state_dict())      # same keys, same order
+    tmodel.load_state_dict({k: torch.tensor(v) for k, v in model.state_dict().items()})
+    opt = optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
+    topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3, weight_decay=1e-5)
+    mse, tmse = nn.MSELoss(), tnn.MSELoss()
+    r = np.random.default_rng(0)
+    for step in range(3):
+        clean = r.random((4, 1, 28, 28))
+        noisy = np.clip(clean + 0.5 * r.standard_normal(clean.shape), 0, 1)
+        opt.zero_grad()
+        loss = mse(model(noisy), clean)
+        model.backward(mse.backward())
+        topt.zero_grad()
+        tx = torch.tensor(noisy)
+        tloss = tmse(tmodel["decoder"](tmodel["encoder"](tx)), torch.tensor(clean))
+        tloss.backward()
+        assert rel_error(loss, tloss.item()) < 1e-12
+        tgrads = dict(tmodel.named_parameters())
+        for name, p in model.named_parameters():
+            assert norm_rel(p.grad, tgrads[name].grad.numpy()) < 1e-12, (step, name)
+        opt.step()
+        topt.step()
+        for name, p in model.named_parameters():
+            assert norm_rel(p.data, tgrads[name].detach().numpy()) < 1e-12, (step, name)
+
+
+@pytest.mark.parametrize("kernel,stride,padding,output_padding", [
+    (3, 2, 1, 1), ((2, 5), (3, 1), (2, 1), (2, 0)), (4, (1, 3), 0, (0, 2))])
+def test_conv_layers_match_pytorch_forward_and_input_grad(rng, kernel, stride, padding, output_padding):
+    sn.manual_seed(1)
+    for ours, theirs, extra in [
+            (nn.Conv2d, tnn.Conv2d, {}),
+            (nn.ConvTranspose2d, tnn.ConvTranspose2d, {"output_padding": output_padding})]:
+        layer = ours(3, 2, kernel, stride=stride, padding=padding, **extra).double()
+        tlayer = theirs(3, 2, kernel, stride=stride, padding=padding, **extra).double()
+        tlayer.load_state_dict({k: torch.tensor(v) for k, v in layer.state_dict().items()})
+        x = rng.standard_normal((2, 3, 9, 8))
+        tx = torch.tensor(x, requires_grad=True)
+        ty = tlayer(tx)
+        y = layer(x)
+        assert y.shape == tuple(ty.shape)
+        g = rng.standard_normal(y.shape)
+        ty.backward(torch.tensor(g))
+        gx = layer.backward(g)
+        assert rel_error(y, ty.detach().numpy()) < 1e-12
+        assert rel_error(gx, tx.grad.numpy()) < 1e-12
+        assert rel_error(layer.weight.grad, tlayer.weight.grad.numpy()) < 1e-12
+        assert rel_error(layer.bias.grad, tlayer.bias.grad.numpy()) < 1e-12
