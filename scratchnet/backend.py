@@ -130,8 +130,15 @@ def init_rng() -> numpy.random.Generator:
     return _init_rng
 
 
-def default_rng(seed: int | None = None, backend: str | types.ModuleType = "numpy") -> Any:
-    """A seeded ``Generator`` that draws directly on the given backend (noise, shuffling)."""
+def default_rng(seed: int | tuple[int, ...] | None = None,
+                backend: str | types.ModuleType = "numpy") -> Any:
+    """A seeded ``Generator`` that draws directly on the given backend (noise, shuffling).
+
+    ``seed`` may be a tuple such as ``(seed, epoch)``: it is mixed into one integer by
+    NumPy's SeedSequence, so each (seed, epoch) pair gets its own independent stream.
+    """
+    if isinstance(seed, (tuple, list)):
+        seed = int(numpy.random.SeedSequence(list(seed)).generate_state(1, numpy.uint64)[0] >> 1)
     return get_backend(backend).random.default_rng(seed)
 
 

@@ -1,0 +1,12 @@
+"""Datasets (MNIST, Fashion-MNIST), batches and noise.  CLI: ``python -m scratchnet.data``."""
+from .datasets import (DATASETS, SPLITS, DatasetError, cache_dir, download_dataset,
+                       find_dataset_dir, images_to_array, load_dataset, read_idx, search_dirs,
+                       verify_dataset)
+from .loader import BatchLoader
+from .noise import (NOISES, add_gaussian_noise, add_noise, add_salt_and_pepper_noise,
+                    add_speckle_noise)
+
+__all__ = ["DATASETS", "SPLITS", "DatasetError", "cache_dir", "download_dataset",
+           "find_dataset_dir", "images_to_array", "load_dataset", "read_idx", "search_dirs",
+           "verify_dataset", "BatchLoader", "NOISES", "add_gaussian_noise", "add_noise",
+           "add_salt_and_pepper_noise", "add_speckle_noise"]

@@ -1,0 +1,44 @@
+"""``python -m scratchnet.data {download,verify,where}``: fetch, check or locate the datasets."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .datasets import DATASETS, DatasetError, download_dataset, find_dataset_dir, search_dirs, \
+    verify_dataset
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scratchnet.data",
+                                     description="Fetch, verify or locate MNIST / Fashion-MNIST.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in [("download", "download missing files (verified by sha256)"),
+                       ("verify", "re-hash every file and compare with the known sha256"),
+                       ("where", "print which folder would be used, and the search order")]:
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("--dataset", choices=[*DATASETS, "all"], default="all")
+        p.add_argument("--root", "--data-dir", dest="root", default=None,
+                       help="folder holding <dataset>/ subfolders (searched first; downloads go "
+                            "here when given, else into the per-user cache)")
+    args = parser.parse_args(argv)
+    names = list(DATASETS) if args.dataset == "all" else [args.dataset]
+    try:
+        for name in names:
+            if args.command == "download":
+                print(f"{name}: {download_dataset(name, args.root)}")
+            elif args.command == "verify":
+                for fname, path in verify_dataset(name, args.root).items():
+                    print(f"{name}/{fname}: ok ({path})")
+            else:
+                folder = find_dataset_dir(name, root=args.root)
+                print(f"{name}: {folder or 'not found'}")
+        if args.command == "where":
+            print("search order: " + ", ".join(str(d) for d in search_dirs(args.root)))
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
