@@ -31,6 +31,7 @@ import numpy
 from tqdm.auto import tqdm
 
 from ..backend import as_dtype, get_backend
+from ..fileio import atomic_write_text
 
 __all__ = ["DatasetError", "DATASETS", "SPLITS", "load_dataset", "images_to_array",
            "find_dataset_dir", "search_dirs", "verify_dataset", "download_dataset", "read_idx",
@@ -187,7 +188,7 @@ def _memo_remember(path: Path, sha: str) -> None:
     memo = _memo_load()
     memo[key] = {"stamp": stamp, "sha256": sha}
     try:
-        _atomic_write_bytes(_memo_path(), json.dumps(memo, indent=1).encode())
+        atomic_write_text(_memo_path(), json.dumps(memo, indent=1))
     except OSError:
         pass
 
@@ -224,18 +225,6 @@ def verify_dataset(name: str, root: str | os.PathLike | None = None,
 
 
 # --- download -------------------------------------------------------------------------------
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _fetch(url: str, dest: Path, timeout: float) -> None:
     """Stream ``url`` into ``dest`` with a progress bar."""
     with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:

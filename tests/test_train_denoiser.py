@@ -1,0 +1,204 @@
+"""examples/train_denoiser.py and denoise_images.py as a user runs them, plus the experiment
+engine's guarantees: resume determinism, checkpoints, NaN guard, Ctrl-C, argument errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import scratchnet as sn
+from scratchnet import optim
+from scratchnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from scratchnet.experiment import Config, TrainingStopped, train
+from scratchnet.models import conv_autoencoder, dense_autoencoder
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "examples" / "train_denoiser.py"
+OUTPUTS = ["samples.png", "noise.png", "loss_iterations.png", "loss_epochs.png", "results.png",
+           "metrics.json", "history.csv", "checkpoint.npz"]
+
+
+def run_script(*args, script=SCRIPT, **kw):
+    return subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True,
+                          text=True, timeout=600, **kw)
+
+
+@pytest.mark.realdata
+def test_end_to_end_run_as_a_user(real_data, tmp_path):
+    out = tmp_path / "run"
+    r = run_script("--data-dir", real_data, "--limit-train", 3000, "--limit-test", 500,
+                   "--epochs", 2, "--out", out, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "total" in r.stdout and "210,369" in r.stdout          # the model summary
+    for name in OUTPUTS:
+        assert (out / name).stat().st_size > 0, name
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["status"] == "finished" and len(m["epochs"]) == 2
+    assert m["config"]["batch_size"] == 64 and m["config"]["weight_decay"] == 1e-5
+    e1, e2 = m["epochs"]
+    assert e2["train_mse"] < e1["train_mse"]                        # the loss went down
+    assert e2["test_mse"] < m["noisy_baseline"]["mse"]              # denoising helps
+    assert e2["test_psnr"] == pytest.approx(10 * np.log10(1 / e2["test_mse"]))
+    lines = (out / "history.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,train_mse,test_mse,test_psnr") and len(lines) == 3
+    # Reuse: denoise a user's image with the checkpoint.
+    from PIL import Image
+    img = np.full((40, 30, 3), 255, np.uint8)
+    img[10:30, 12:18] = 0                                           # a dark "1" on white
+    Image.fromarray(img).save(tmp_path / "one.png")
+    r = run_script("--checkpoint", out / "checkpoint.npz", "--out", tmp_path / "den",
+                   "--noise-factor", 0.3, tmp_path / "one.png", script=ROOT / "examples" / "denoise_images.py")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "den" / "one_denoised.png").stat().st_size > 0
+
+
+@pytest.mark.realdata
+def test_resume_is_bit_identical_to_a_straight_run(real_data, tmp_path):
+    cfg = Config(data_dir=str(real_data), limit_train=256, limit_test=64, epochs=4, batch_size=32)
+    train(cfg, tmp_path / "straight", progress=False, log=lambda s: None)
+    half = Config(**{**cfg.__dict__, "epochs": 2})
+    train(half, tmp_path / "first", progress=False, log=lambda s: None)
+    train(cfg, tmp_path / "second", resume=tmp_path / "first" / "checkpoint.npz", progress=False,
+          log=lambda s: None)
+    a = load_checkpoint(tmp_path / "straight" / "checkpoint.npz")
+    b = load_checkpoint(tmp_path / "second" / "checkpoint.npz")
+    for k in a["model_state"]:
+        np.testing.assert_array_equal(a["model_state"][k], b["model_state"][k])
+    assert a["history"][-1]["test_mse"] == b["history"][-1]["test_mse"]
+    assert a["iteration_losses"] == b["iteration_losses"]
+
+
+@pytest.mark.realdata
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(real_data, tmp_path, monkeypatch):
+    import scratchnet.experiment as ex
+    real_add_noise = ex.add_noise
+    calls = []
+
+    def poisoned(kind, x, *a, **k):
+        y = real_add_noise(kind, x, *a, **k)
+        if len(x) == 32:                                          # training batches only
+            calls.append(1)
+            if len(calls) == 8 + 3:                               # epoch 2 (of 8 batches), batch 3
+                return y * np.nan
+        return y
+
+    monkeypatch.setattr(ex, "add_noise", poisoned)
+    cfg = Config(data_dir=str(real_data), limit_train=256, limit_test=64, epochs=3, batch_size=32)
+    with pytest.raises(TrainingStopped, match=r"loss became nan in epoch 2, batch 3.*epoch 1\)"):
+        train(cfg, tmp_path / "run", progress=False, log=lambda s: None)
+    meta = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
+    assert meta["epoch"] == 1
+    assert all(np.isfinite(v).all() for v in meta["model_state"].values())
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"].startswith("stopped")
+
+
+@pytest.mark.realdata
+def test_ctrl_c_writes_a_checkpoint_and_resume_continues(real_data, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--data-dir", str(real_data),
+                             "--limit-train", "60000", "--limit-test", "100", "--epochs", "1",
+                             "--out", str(out), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "noise.png").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted in epoch 1" in stdout
+    meta = load_checkpoint(out / "checkpoint.npz")
+    assert meta["epoch"] == 0 and 0 < meta["batch"] < 938
+    assert json.loads((out / "metrics.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--batch-size", "0"], "argument --batch-size: expected a positive integer, got '0'"),
+    (["--noise-factor=-1"], "argument --noise-factor: expected a finite number >= 0, got '-1'"),
+    (["--lr=-0.1"], "argument --lr: expected a finite number > 0, got '-0.1'"),
+    (["--lr", "nan"], "argument --lr: expected a finite number > 0, got 'nan'"),
+    (["--dataset", "cifar"], "argument --dataset: invalid choice: 'cifar'"),
+    (["--backend", "tpu"], "argument --backend: invalid choice: 'tpu'"),
+    (["--epochs", "two"], "argument --epochs: expected a positive integer, got 'two'"),
+    (["--noise", "salt-pepper", "--noise-factor", "2"], "salt-pepper takes a fraction <= 1"),
+    (["--out", "/proc/forbidden/run"], "argument --out: cannot create /proc/forbidden/run"),
+])
+def test_bad_arguments_get_one_line_errors(args, message):
+    r = run_script(*args)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_existing_run_directory_is_never_overwritten(tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    r = run_script("--out", tmp_path)
+    assert r.returncode == 2 and "already exists" in r.stderr
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_corrupt_checkpoint_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "checkpoint.npz"
+    bad.write_bytes(b"not a zip file")
+    r = run_script("--resume", bad, "--out", tmp_path / "new")
+    assert r.returncode == 2 and "not a readable scratchnet checkpoint" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_help_explains_every_option():
+    r = run_script("--help")
+    assert r.returncode == 0
+    for opt in ["--dataset", "--backend", "--epochs", "--batch-size", "--lr", "--weight-decay",
+                "--noise-factor", "--noise", "--model", "--seed", "--data-dir", "--out",
+                "--limit-train", "--limit-test", "--resume", "--preset"]:
+        assert opt in r.stdout
+
+
+def test_cupy_backend_without_gpu_says_how_to_install():
+    from scratchnet.backend import is_available
+    if is_available("cupy"):
+        pytest.skip("a GPU is present")
+    r = run_script("--backend", "cupy")
+    assert r.returncode == 2 and "argument --backend" in r.stderr and "pip install" in r.stderr
+
+
+def test_checkpoint_round_trip_dtype_and_architecture(tmp_path):
+    sn.manual_seed(0)
+    model = conv_autoencoder().double()
+    opt = optim.Adam(model.parameters(), weight_decay=1e-5)
+    x = np.random.default_rng(0).random((2, 1, 28, 28))
+    model(x)
+    model.backward(np.ones((2, 1, 28, 28)))
+    opt.step()
+    save_checkpoint(tmp_path / "c.npz", model, opt, epoch=3, note="x")
+    restored = conv_autoencoder()                         # float32: values are cast on load
+    ropt = optim.Adam(restored.parameters())
+    meta = load_checkpoint(tmp_path / "c.npz", restored, ropt)
+    assert meta["epoch"] == 3 and meta["note"] == "x"
+    for (name, p), q in zip(model.named_parameters(), restored.parameters()):
+        assert q.dtype == np.float32
+        np.testing.assert_allclose(q.data, p.data.astype(np.float32), rtol=0, atol=0)
+    s = ropt.state[next(restored.parameters())]
+    assert s["step"] == 1 and s["exp_avg"].dtype == np.float32
+    assert ropt.param_groups[0]["weight_decay"] == 1e-5
+    with pytest.raises(CheckpointError, match="does not fit this model: .*missing keys"):
+        load_checkpoint(tmp_path / "c.npz", dense_autoencoder())
+
+
+@pytest.mark.gpu
+def test_checkpoint_from_cupy_loads_on_numpy(tmp_path):
+    from scratchnet.backend import is_available
+    if not is_available("cupy"):
+        pytest.skip("CuPy backend unavailable")
+    sn.manual_seed(0)
+    model = conv_autoencoder().to("cupy")
+    save_checkpoint(tmp_path / "c.npz", model, optim.Adam(model.parameters()))
+    code = ("import sys; sys.modules['cupy'] = None\n"        # as on a machine without CuPy
+            "from scratchnet.checkpoint import load_checkpoint\n"
+            "from scratchnet.models import conv_autoencoder\n"
+            f"load_checkpoint({str(tmp_path / 'c.npz')!r}, conv_autoencoder()); print('ok')")
+    assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == "ok"
