@@ -10,19 +10,25 @@ Notation (shape letters used throughout):
 
 A convolution is a matrix product once every receptive field is laid out as a column:
 
-    col = im2col(x)                     # (N, C, KH, KW, OH, OW), col[n,c,i,j,oh,ow] =
-                                        #   x_pad[n, c, oh*SH + i, ow*SW + j]
-    y[n] = W.reshape(OC, K) @ col[n].reshape(K, L)
+    col = im2col(x)                 # (C, KH, KW, OH, OW, N), col[c,i,j,oh,ow,n] =
+                                    #   x_pad[n, c, oh*SH + i, ow*SW + j]
+    y = W.reshape(OC, K) @ col.reshape(K, L*N)          # one GEMM for the whole batch
 
 im2col is a *linear* map, and its adjoint col2im sums every column entry back onto the pixel
 it was copied from. Differentiating y = W @ col gives the whole backward pass:
 
-    dL/dW   = sum_n gy[n] @ col[n]^T                 (conv2d_grad_weight)
-    dL/dcol = W^T @ gy[n]                            then dL/dx = col2im(dL/dcol)
-                                                     (conv2d_grad_input)
+    dL/dW   = gy @ col^T                                  (conv2d_grad_weight)
+    dL/dcol = W^T @ gy,  then dL/dx = col2im(dL/dcol)     (conv2d_grad_input)
 
 A transposed convolution is defined as that adjoint: its forward pass *is* conv2d_grad_input,
 and its backward pass is an ordinary conv2d (which is why both layers share these functions).
+
+Why the batch axis comes last in ``col`` (speed, not math): every copy in im2col and every
+``+=`` in col2im then runs over rows of N contiguous numbers instead of rows of OW (7 or 14)
+numbers, and each product above is a single GEMM with no transposed copies. Outputs are
+returned as (N, C, H, W) *views* of batch-last buffers, so the next layer's im2col finds its
+input already batch-last and copies it without reordering. Shapes and results are exactly
+those of the plain (N, C, ...) formulation; only the memory order differs.
 
 The functions take and return arrays of any backend; they never call NumPy directly.
 """
@@ -50,6 +56,19 @@ def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int
     return (size - 1) * stride - 2 * padding + kernel + output_padding
 
 
+def _batch_last_padded(x: Array, padding: Pair) -> Array:
+    """(N, C, H, W) -> zero-padded, contiguous (C, H + 2*PH, W + 2*PW, N)."""
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    PH, PW = padding
+    xt = x.transpose(1, 2, 3, 0)
+    if not (PH or PW):
+        return xp.ascontiguousarray(xt)       # no copy if x is batch-last in memory already
+    xpad = xp.zeros((C, H + 2 * PH, W + 2 * PW, N), dtype=x.dtype)
+    xpad[:, PH:PH + H, PW:PW + W, :] = xt
+    return xpad
+
+
 def im2col(x: Array, kernel: Pair, stride: Pair, padding: Pair) -> Array:
     """Lay every receptive field of ``x`` out as a column.
 
@@ -58,24 +77,20 @@ def im2col(x: Array, kernel: Pair, stride: Pair, padding: Pair) -> Array:
         kernel, stride, padding: (KH, KW), (SH, SW), (PH, PW).
 
     Returns:
-        col, shape (N, C, KH, KW, OH, OW), contiguous, where
-        col[n, c, i, j, oh, ow] = x_padded[n, c, oh*SH + i, ow*SW + j].
+        col, shape (C, KH, KW, OH, OW, N), contiguous, where
+        col[c, i, j, oh, ow, n] = x_padded[n, c, oh*SH + i, ow*SW + j].
 
-    The padded input is copied once; the six-axis array is first a strided *view* of it
-    (moving one step along ``i`` moves one row, along ``oh`` moves SH rows), then one
-    contiguous copy so the matmul can read it as (N, K, L).
+    The padded, batch-last input is copied once; the six-axis array is first a strided
+    *view* of it (one step along ``i`` moves one row, along ``oh`` moves SH rows), then one
+    contiguous copy so the GEMM can read it as a (K, L*N) matrix.
     """
     xp = get_array_module(x)
-    N, C, H, W = x.shape
-    (KH, KW), (SH, SW), (PH, PW) = kernel, stride, padding
-    OH, OW = conv_output_size(H, KH, SH, PH), conv_output_size(W, KW, SW, PW)
-    if PH or PW:
-        xpad = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
-        xpad[:, :, PH:PH + H, PW:PW + W] = x
-    else:
-        xpad = xp.ascontiguousarray(x)
-    sN, sC, sH, sW = xpad.strides
-    view = as_strided(xpad, (N, C, KH, KW, OH, OW), (sN, sC, sH, sW, sH * SH, sW * SW))
+    (KH, KW), (SH, SW) = kernel, stride
+    xpad = _batch_last_padded(x, padding)
+    C, HP, WP, N = xpad.shape
+    OH, OW = (HP - KH) // SH + 1, (WP - KW) // SW + 1
+    sC, sH, sW, sN = xpad.strides
+    view = as_strided(xpad, (C, KH, KW, OH, OW, N), (sC, sH, sW, sH * SH, sW * SW, sN))
     return xp.ascontiguousarray(view)
 
 
@@ -83,27 +98,34 @@ def col2im(col: Array, stride: Pair, padding: Pair, size: Pair) -> Array:
     """Adjoint of :func:`im2col`: add every column entry back onto its source pixel.
 
     Args:
-        col: shape (N, C, KH, KW, OH, OW).
+        col: shape (C, KH, KW, OH, OW, N).
         stride, padding: (SH, SW), (PH, PW) used by the matching im2col.
         size: (H, W) of the image to rebuild.
 
     Returns:
-        x, shape (N, C, H, W); overlapping receptive fields add up.
+        x, shape (N, C, H, W) (a view of a batch-last buffer); overlapping receptive fields
+        add up.
 
-    For each of the KH*KW kernel offsets (i, j) the (OH, OW) plane col[:, :, i, j] lands on
-    the strided slice x_pad[:, :, i : i + SH*OH : SH, j : j + SW*OW : SW]; one ``+=`` per
+    For each of the KH*KW kernel offsets (i, j) the (OH, OW, N) block col[:, i, j] lands on
+    the strided slice x_pad[:, i : i + SH*OH : SH, j : j + SW*OW : SW]; one ``+=`` per
     offset (no scatter-add needed, since within one offset no two entries collide).
     """
     xp = get_array_module(col)
-    N, C, KH, KW, OH, OW = col.shape
+    C, KH, KW, OH, OW, N = col.shape
     (SH, SW), (PH, PW), (H, W) = stride, padding, size
     # Room for every slice, also when (H + 2P - KH) is not a multiple of S.
     HP, WP = max(H + 2 * PH, SH * (OH - 1) + KH), max(W + 2 * PW, SW * (OW - 1) + KW)
-    xpad = xp.zeros((N, C, HP, WP), dtype=col.dtype)
+    xpad = xp.zeros((C, HP, WP, N), dtype=col.dtype)
     for i in range(KH):
         for j in range(KW):
-            xpad[:, :, i:i + SH * OH:SH, j:j + SW * OW:SW] += col[:, :, i, j]
-    return xpad[:, :, PH:PH + H, PW:PW + W]
+            xpad[:, i:i + SH * OH:SH, j:j + SW * OW:SW, :] += col[:, i, j]
+    return xpad[:, PH:PH + H, PW:PW + W, :].transpose(3, 0, 1, 2)
+
+
+def _batch_last_matrix(a: Array) -> Array:
+    """(N, C, H, W) -> (C, H*W*N): a copy unless ``a`` is batch-last in memory already."""
+    N, C, H, W = a.shape
+    return a.transpose(1, 2, 3, 0).reshape(C, H * W * N)
 
 
 def conv2d(x: Array, weight: Array, bias: Array | None, stride: Pair, padding: Pair
@@ -118,28 +140,25 @@ def conv2d(x: Array, weight: Array, bias: Array | None, stride: Pair, padding: P
     """
     OC, C, KH, KW = weight.shape
     col = im2col(x, (KH, KW), stride, padding)
-    N, _, _, _, OH, OW = col.shape
-    y = weight.reshape(OC, C * KH * KW) @ col.reshape(N, C * KH * KW, OH * OW)   # (N, OC, L)
-    y = y.reshape(N, OC, OH, OW)
+    _, _, _, OH, OW, N = col.shape
+    y = weight.reshape(OC, C * KH * KW) @ col.reshape(C * KH * KW, OH * OW * N)
     if bias is not None:
-        y += bias.reshape(1, OC, 1, 1)
-    return y, col
+        y += bias.reshape(OC, 1)
+    return y.reshape(OC, OH, OW, N).transpose(3, 0, 1, 2), col
 
 
 def conv2d_grad_weight(gy: Array, col: Array) -> Array:
-    """dL/dW of a convolution: sum over n and output positions of gy * col.
+    """dL/dW of a convolution: gy @ col^T, summing over batch and output positions.
 
     Args:
-        gy: (N, OC, OH, OW) upstream gradient.  col: (N, C, KH, KW, OH, OW).
+        gy: (N, OC, OH, OW) upstream gradient.  col: (C, KH, KW, OH, OW, N).
 
     Returns:
         (OC, C, KH, KW).
     """
-    xp = get_array_module(gy)
-    N, OC = gy.shape[:2]
-    _, C, KH, KW, OH, OW = col.shape
-    gw = xp.tensordot(gy.reshape(N, OC, OH * OW), col.reshape(N, C * KH * KW, OH * OW),
-                      axes=((0, 2), (0, 2)))                                    # (OC, K)
+    OC = gy.shape[1]
+    C, KH, KW = col.shape[:3]
+    gw = _batch_last_matrix(gy) @ col.reshape(C * KH * KW, -1).T          # (OC, K)
     return gw.reshape(OC, C, KH, KW)
 
 
@@ -155,8 +174,8 @@ def conv2d_grad_input(gy: Array, weight: Array, size: Pair, stride: Pair, paddin
     """
     OC, C, KH, KW = weight.shape
     N, _, OH, OW = gy.shape
-    gcol = weight.reshape(OC, C * KH * KW).T @ gy.reshape(N, OC, OH * OW)       # (N, K, L)
-    return col2im(gcol.reshape(N, C, KH, KW, OH, OW), stride, padding, size)
+    gcol = weight.reshape(OC, C * KH * KW).T @ _batch_last_matrix(gy)      # (K, L*N)
+    return col2im(gcol.reshape(C, KH, KW, OH, OW, N), stride, padding, size)
 
 
 def conv_transpose2d(x: Array, weight: Array, bias: Array | None, stride: Pair,
@@ -176,7 +195,7 @@ def conv_transpose2d(x: Array, weight: Array, bias: Array | None, stride: Pair,
     OW = conv_transpose_output_size(W, KW, stride[1], padding[1], output_padding[1])
     y = conv2d_grad_input(x, weight, (OH, OW), stride, padding)
     if bias is not None:
-        y = y + bias.reshape(1, C_out, 1, 1)
+        y += bias.reshape(1, C_out, 1, 1)            # y is a view of a fresh buffer: in place
     return y
 
 

@@ -22,8 +22,9 @@ CASES = [  # kernel, stride, padding, input (N, C, H, W)
 @pytest.mark.parametrize("kernel,stride,padding,shape", CASES)
 def test_im2col_matches_naive(xp, rng, kernel, stride, padding, shape):
     x = rng.standard_normal(shape)
-    col = F.im2col(xp.asarray(x), kernel, stride, padding)
-    np.testing.assert_array_equal(to_numpy(col), im2col_naive(x, kernel, stride, padding))
+    col = F.im2col(xp.asarray(x), kernel, stride, padding)          # batch axis last
+    naive = im2col_naive(x, kernel, stride, padding)                   # (N, C, KH, KW, OH, OW)
+    np.testing.assert_array_equal(to_numpy(col), naive.transpose(1, 2, 3, 4, 5, 0))
 
 
 @pytest.mark.parametrize("kernel,stride,padding,shape", CASES)

@@ -68,8 +68,8 @@ class Conv2d(_ConvNd):
         input (N, C, H, W) -> output (N, OC, OH, OW), OH = floor((H + 2*PH - KH) / SH) + 1.
         weight (OC, C, KH, KW), bias (OC,), both ~ U(-1/sqrt(C*KH*KW), +1/sqrt(C*KH*KW)).
 
-    Backward (col = im2col(x), per sample n, as matrices):
-        dW = sum_n gy[n] @ col[n]^T,  db = sum over n, oh, ow of gy,  dx = col2im(W^T @ gy[n]).
+    Backward (col = im2col(x) as a (C*KH*KW, OH*OW*N) matrix, gy as (OC, OH*OW*N)):
+        dW = gy @ col^T,  db = sum of gy over n, oh, ow,  dx = col2im(W^T @ gy).
     Only ``col`` and the input size are kept between forward and backward.
     """
 
@@ -113,8 +113,8 @@ class ConvTranspose2d(_ConvNd):
         OH = (H - 1)*SH - 2*PH + KH + output_padding[0].
         weight (C_in, C_out, KH, KW), bias (C_out,), both ~ U(+-1/sqrt(C_out*KH*KW)).
 
-    Backward (gcol = im2col(gy)):
-        dx = conv2d(gy, W) (no bias),  dW = sum_n x[n] @ gcol[n]^T,  db = sum of gy.
+    Backward (gcol = im2col(gy) as a (C_out*KH*KW, H*W*N) matrix, x as (C_in, H*W*N)):
+        dx = conv2d(gy, W) (no bias),  dW = x @ gcol^T,  db = sum of gy over n, oh, ow.
     Only the input ``x`` is kept between forward and backward.
     """
 

@@ -1,0 +1,95 @@
+#!/usr/bin/env python
+"""Full training step (forward, MSE, backward, Adam) of the reference autoencoder, float32:
+scratchnet (NumPy or CuPy) vs PyTorch (when installed), timed alternately, medians.
+
+    python benchmarks/bench_step.py                    # batches 32, 64, 256 on the CPU
+    python benchmarks/bench_step.py --backend cupy --batches 64 256 1024
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+import scratchnet as sn
+from scratchnet import nn, optim
+from scratchnet.backend import get_backend
+from scratchnet.models import conv_autoencoder
+from common import alternate, machine
+
+
+def scratchnet_step(batch: int, backend: str):
+    xp = get_backend(backend)
+    sn.manual_seed(0)
+    model = conv_autoencoder().to(backend)
+    opt = optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
+    mse = nn.MSELoss()
+    r = np.random.default_rng(0)
+    clean_host = r.random((batch, 1, 28, 28), dtype=np.float32)
+    noisy_host = np.clip(clean_host + 0.5 * r.standard_normal(clean_host.shape, dtype=np.float32), 0, 1)
+    clean, noisy = xp.asarray(clean_host), xp.asarray(noisy_host)
+
+    def step():
+        opt.zero_grad()
+        mse(model(noisy), clean)
+        model.backward(mse.backward())
+        opt.step()
+    return step, xp
+
+
+def torch_step(batch: int, device: str):
+    import torch
+    import torch.nn as tnn
+    torch.manual_seed(0)
+    model = tnn.Sequential(
+        tnn.Conv2d(1, 16, 3, stride=2, padding=1), tnn.ReLU(),
+        tnn.Conv2d(16, 32, 3, stride=2, padding=1), tnn.ReLU(), tnn.Conv2d(32, 64, 7),
+        tnn.ConvTranspose2d(64, 32, 7), tnn.ReLU(),
+        tnn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1), tnn.ReLU(),
+        tnn.ConvTranspose2d(16, 1, 3, stride=2, padding=1, output_padding=1), tnn.Sigmoid()).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
+    lossf = tnn.MSELoss()
+    clean = torch.rand(batch, 1, 28, 28, device=device)
+    noisy = (clean + 0.5 * torch.randn_like(clean)).clamp(0, 1)
+
+    def step():
+        opt.zero_grad()
+        lossf(model(noisy), clean).backward()
+        opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+    return step
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+    p.add_argument("--batches", type=int, nargs="+", default=[32, 64, 256])
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--per-round", type=int, default=5)
+    args = p.parse_args()
+    try:
+        import torch  # noqa: F401
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    print(machine())
+    print(f"{'batch':>6} {'scratchnet ms':>14} {'pytorch ms':>11} {'ratio':>6} {'img/s':>9}")
+    for batch in args.batches:
+        step, xp = scratchnet_step(batch, args.backend)
+        fns = {"scratchnet": step}
+        if have_torch:
+            fns["torch"] = torch_step(batch, "cuda" if args.backend == "cupy" else "cpu")
+        t = alternate(fns, args.rounds, args.per_round, xps={"scratchnet": xp})
+        ours = t["scratchnet"] * 1e3
+        line = f"{batch:>6} {ours:>14.2f}"
+        if have_torch:
+            theirs = t["torch"] * 1e3
+            line += f" {theirs:>11.2f} {ours / theirs:>6.2f}"
+        else:
+            line += f" {'-':>11} {'-':>6}"
+        print(line + f" {batch / t['scratchnet']:>9,.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
