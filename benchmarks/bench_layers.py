@@ -41,12 +41,23 @@ def main() -> None:
     x = xp.asarray(np.random.default_rng(0).random((args.batch, 1, 28, 28), dtype=np.float32))
     print(machine())
     print(f"float32 GEMM roof (1024x1024 matmul): {gemm_roof():.0f} GFLOP/s")
+    # Record each layer's real input and upstream gradient from one training step, so every
+    # layer is timed on the arrays (and memory layouts) it sees in training.
+    inputs, grads = [], []
+    for layer in layers:
+        inputs.append(x)
+        x = layer(x)
+    mse = nn.MSELoss()
+    mse(x, inputs[0])
+    g = mse.backward()
+    for layer in reversed(layers):
+        grads.append(g)
+        g = layer.backward(g)
+    grads.reverse()
     print(f"{'layer':<10}{'type':<17}{'fwd ms':>8}{'bwd ms':>8}{'fwd GF/s':>10}{'bwd GF/s':>10}")
     tot_f = tot_b = 0.0
-    for i, layer in enumerate(layers):
-        y = layer(x)
-        g = xp.asarray(np.random.default_rng(i).standard_normal(y.shape, dtype=np.float32))
-
+    n_enc = len(model.encoder)
+    for i, (layer, x, g) in enumerate(zip(layers, inputs, grads)):
         def fwd():
             layer(x)
 
@@ -54,16 +65,14 @@ def main() -> None:
             layer(x)
             layer.backward(g)
         tf = statistics.median(time_call(fwd, args.repeat, xp))
-        tfb = statistics.median(time_call(fb, args.repeat, xp))
-        tb = max(tfb - tf, 0.0)
+        tb = max(statistics.median(time_call(fb, args.repeat, xp)) - tf, 0.0)
         tot_f, tot_b = tot_f + tf, tot_b + tb
-        name = ("encoder." if i < len(model.encoder) else "decoder.") + str(i if i < len(model.encoder) else i - len(model.encoder))
+        name = f"encoder.{i}" if i < n_enc else f"decoder.{i - n_enc}"
         line = f"{name:<10}{type(layer).__name__:<17}{tf * 1e3:>8.3f}{tb * 1e3:>8.3f}"
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
-            f = conv_flops(layer, x.shape, y.shape)
+            f = conv_flops(layer, x.shape, g.shape)
             line += f"{f / tf / 1e9:>10.1f}{2 * f / tb / 1e9 if tb else 0:>10.1f}"
         print(line)
-        x = y
     print(f"{'total':<27}{tot_f * 1e3:>8.3f}{tot_b * 1e3:>8.3f}")
 
 

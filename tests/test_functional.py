@@ -72,3 +72,23 @@ def test_sigmoid_is_stable_for_huge_inputs(xp):
     assert y.dtype == np.float32
     assert np.all(np.isfinite(y))
     np.testing.assert_allclose(y, [0, 0, 1.9287e-22, 0.5, 1, 1, 1], rtol=1e-4, atol=0)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "batch_last", "fortran", "strided_slice"])
+def test_conv_kernels_do_not_depend_on_memory_layout(xp, rng, layout):
+    """The fast path reorders memory (batch axis last); results must not depend on it."""
+    x = rng.standard_normal((3, 2, 9, 8))
+    w = rng.standard_normal((4, 2, 3, 3))
+    g = rng.standard_normal((3, 4, 5, 4))
+    arrays = {"contiguous": lambda a: xp.asarray(a),
+              "batch_last": lambda a: xp.ascontiguousarray(xp.asarray(a).transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2),
+              "fortran": lambda a: xp.asfortranarray(xp.asarray(a)),
+              "strided_slice": lambda a: xp.asarray(np.repeat(a, 2, axis=0))[::2]}[layout]
+    y, col = F.conv2d(arrays(x), xp.asarray(w), None, (2, 2), (1, 1))
+    np.testing.assert_allclose(to_numpy(y), conv2d_naive(x, w, None, (2, 2), (1, 1)), rtol=1e-12, atol=1e-12)
+    gw = F.conv2d_grad_weight(arrays(g), col)
+    gw_ref = F.conv2d_grad_weight(xp.asarray(g), F.im2col(xp.asarray(x), (3, 3), (2, 2), (1, 1)))
+    np.testing.assert_allclose(to_numpy(gw), to_numpy(gw_ref), rtol=1e-12)
+    yt = F.conv_transpose2d(arrays(g), xp.asarray(w), None, (2, 2), (1, 1), (0, 1))
+    np.testing.assert_allclose(to_numpy(yt), conv_transpose2d_naive(g, w, None, (2, 2), (1, 1), (0, 1)),
+                               rtol=1e-12, atol=1e-12)
