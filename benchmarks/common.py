@@ -9,7 +9,11 @@ from typing import Callable
 
 import numpy as np
 
-from scratchnet.backend import synchronize
+from scratchnet.backend import retain_freed_host_memory, synchronize
+
+# As in training (scratchnet.experiment.train). Process-wide: PyTorch, timed in the same
+# process, gets the same allocator settings, so the ratios compare like with like.
+ALLOCATOR_TUNED = retain_freed_host_memory()
 
 
 def time_call(fn: Callable[[], object], repeat: int, xp=np) -> list[float]:
@@ -50,7 +54,8 @@ def machine() -> str:
     import scratchnet
     parts = [platform.processor() or platform.machine(), f"{os.cpu_count()} CPUs",
              f"Python {platform.python_version()}", f"NumPy {np.__version__}",
-             f"scratchnet {scratchnet.__version__}"]
+             f"scratchnet {scratchnet.__version__}",
+             f"glibc malloc tuned: {ALLOCATOR_TUNED}"]
     try:
         import torch
         parts.append(f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads)")

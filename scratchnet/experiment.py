@@ -24,7 +24,8 @@ import numpy
 from tqdm.auto import tqdm
 
 from . import __version__, nn, optim, plotting
-from .backend import default_rng, get_backend, manual_seed, synchronize, to_numpy
+from .backend import (default_rng, get_backend, manual_seed, retain_freed_host_memory,
+                      synchronize, to_numpy)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DATASETS, BatchLoader, add_noise, images_to_array, load_dataset
 from .fileio import atomic_write_text
@@ -124,6 +125,7 @@ def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
     """
     out = Path(out_dir)
     xp = get_backend(config.backend)
+    retain_freed_host_memory()        # reuse the step's large temporaries (see its docstring)
     spec = DATASETS[config.dataset]
     t_start = time.perf_counter()
 
