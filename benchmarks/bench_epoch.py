@@ -22,7 +22,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--dataset", default="mnist")
     args = p.parse_args()
-    print(machine())
+    print(machine(with_torch=False))     # PyTorch would inflate the peak memory
     with tempfile.TemporaryDirectory() as tmp:
         m = train(Config(dataset=args.dataset, backend=args.backend, epochs=args.epochs,
                          batch_size=args.batch_size), f"{tmp}/run", progress=False,

@@ -50,13 +50,16 @@ def gemm_roof(n: int = 1024, repeat: int = 20) -> float:
     return 2 * n ** 3 / t / 1e9
 
 
-def machine() -> str:
+def machine(with_torch: bool = True) -> str:
+    """One line: CPU, library versions, allocator setting (and PyTorch's, if asked)."""
     import scratchnet
     parts = [platform.processor() or platform.machine(), f"{os.cpu_count()} CPUs",
              f"Python {platform.python_version()}", f"NumPy {np.__version__}",
              f"scratchnet {scratchnet.__version__}",
              f"glibc malloc tuned: {ALLOCATOR_TUNED}"]
     try:
+        if not with_torch:
+            raise ImportError
         import torch
         parts.append(f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads)")
     except ImportError:
