@@ -250,7 +250,7 @@ def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
                     bar.update(len(values))
                     rate = seen / max(time.perf_counter() - t0, 1e-9)
                     bar.set_postfix(loss=f"{state['partial'][0] / state['partial'][1]:.5f}",
-                                    img_s=f"{rate:,.0f}")
+                                    img_s=f"{rate:,.0f}", refresh=False)  # tqdm rate-limits
                 if stop.requested:
                     break
             synchronize(xp)
