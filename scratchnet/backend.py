@@ -18,7 +18,7 @@ from typing import Any
 import numpy
 
 __all__ = [
-    "BackendUnavailableError", "get_backend", "get_array_module", "backend_name",
+    "BackendUnavailableError", "BACKEND_NAMES", "get_backend", "get_array_module", "backend_name",
     "to_numpy", "to_backend", "as_dtype", "as_strided", "manual_seed", "init_rng",
     "default_rng", "synchronize", "free_memory", "is_available", "retain_freed_host_memory",
 ]
@@ -27,6 +27,7 @@ _CUPY_HINT = ("install the GPU extra with `pip install 'scratchnet[gpu]'` "
               "(or the CuPy wheel matching your CUDA, e.g. `pip install cupy-cuda12x`)")
 _ALIASES = {"numpy": "numpy", "cpu": "numpy", "np": "numpy",
             "cupy": "cupy", "cuda": "cupy", "gpu": "cupy", "cp": "cupy"}
+BACKEND_NAMES = frozenset(_ALIASES)      # every name get_backend() accepts
 
 
 class BackendUnavailableError(RuntimeError):

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Iterator
 
-from ..backend import as_dtype, backend_name, get_array_module, get_backend, to_backend
+from ..backend import (BACKEND_NAMES, as_dtype, backend_name, get_array_module, get_backend,
+                       to_backend)
 
 Array = Any
 
@@ -150,7 +151,7 @@ class Module:
         ``model.to("cupy")``, ``model.to("float64")``, ``model.to("numpy", "float32")``.
         """
         for a in args:
-            if isinstance(a, str) and a.lower() in ("numpy", "cpu", "np", "cupy", "cuda", "gpu", "cp"):
+            if isinstance(a, str) and a.lower() in BACKEND_NAMES:
                 backend = a
             else:
                 dtype = a
