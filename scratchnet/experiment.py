@@ -160,16 +160,16 @@ def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
         f"noisy-input test MSE {noisy_mse:.5f} ({psnr(noisy_mse):.2f} dB)")
 
     title = f"{config.dataset}, {config.noise} noise x{config.noise_factor:g}"
-    if resume is None:
-        idx = numpy.arange(min(32, len(train_u8)))
-        plotting.save_figure(plotting.plot_samples(train_u8[idx] / 255, train_labels[idx],
-                                                   spec.classes, f"{config.dataset}: training images"),
-                             out / "samples.png")
-        factors = [0, 0.1, 0.25, 0.5, 0.75, 1.0]
-        one = test_clean_host[:1]
-        plotting.save_figure(plotting.plot_noise_levels(
-            [add_noise(config.noise, one, f, config.clip, default_rng(0, "numpy"))[0] for f in factors],
-            factors, f"{config.noise} noise at several factors"), out / "noise.png")
+    idx = numpy.arange(min(32, len(train_u8)))       # also for a resumed run: a new directory
+    plotting.save_figure(plotting.plot_samples(train_u8[idx] / 255, train_labels[idx],
+                                               spec.classes, f"{config.dataset}: training images"),
+                         out / "samples.png")
+    factors = [0, 0.1, 0.25, 0.5, 0.75, 1.0]
+    one = test_clean_host[:1]
+    plotting.save_figure(plotting.plot_noise_levels(
+        [add_noise(config.noise, one, f, config.clip, default_rng(0, "numpy"))[0] for f in factors],
+        factors, f"{config.noise} noise at several factors"), out / "noise.png")
+    versions = _versions(config.backend)
 
     def write_outputs(status: str) -> dict[str, Any]:
         hist = state["history"]
@@ -181,7 +181,7 @@ def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
             "wall_time_s": wall, "train_seconds": state["train_seconds"],
             "train_images_per_s": (sum(h["images"] for h in hist) / state["train_seconds"]
                                    if hist and state["train_seconds"] else None),
-            "backend": config.backend, "versions": _versions(config.backend)}
+            "backend": config.backend, "versions": versions}
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
         buf = io.StringIO()
         fields = ["epoch", "train_mse", "test_mse", "test_psnr", "noisy_mse", "noisy_psnr",

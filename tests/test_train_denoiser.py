@@ -65,6 +65,8 @@ def test_resume_is_bit_identical_to_a_straight_run(real_data, tmp_path):
     train(half, tmp_path / "first", progress=False, log=lambda s: None)
     train(cfg, tmp_path / "second", resume=tmp_path / "first" / "checkpoint.npz", progress=False,
           log=lambda s: None)
+    for name in OUTPUTS:                       # the resumed run's new directory is complete
+        assert (tmp_path / "second" / name).stat().st_size > 0, name
     a = load_checkpoint(tmp_path / "straight" / "checkpoint.npz")
     b = load_checkpoint(tmp_path / "second" / "checkpoint.npz")
     for k in a["model_state"]:

@@ -193,12 +193,14 @@ def _memo_remember(path: Path, sha: str) -> None:
         pass
 
 
-def _check_content(path: Path, data: bytes, spec: DatasetSpec, fname: str) -> None:
+def _verify_content(path: Path, data: bytes, spec: DatasetSpec, fname: str) -> None:
+    """Hash ``data`` (the decompressed file), raise on a mismatch, remember a match."""
     got = _sha256(data)
     if got != spec.sha256[fname]:
         raise DatasetError(f"{path}: sha256 of the decompressed content is {got[:16]}..., "
                            f"expected {spec.sha256[fname][:16]}... for {spec.name}/{fname}; the "
                            "file is corrupt or a different dataset (it was left untouched)")
+    _memo_remember(path, got)
 
 
 def verify_dataset(name: str, root: str | os.PathLike | None = None,
@@ -217,9 +219,7 @@ def verify_dataset(name: str, root: str | os.PathLike | None = None,
     done = {}
     for fname in files or spec.sha256:
         path = _locate(folder, fname)
-        data = _read_bytes(path)
-        _check_content(path, data, spec, fname)
-        _memo_remember(path, spec.sha256[fname])
+        _verify_content(path, _read_bytes(path), spec, fname)
         done[fname] = path
     return done
 
@@ -319,8 +319,7 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
         path = _locate(folder, fname)
         data = _read_bytes(path)
         if verify and not _memo_is_verified(path, spec.sha256[fname]):
-            _check_content(path, data, spec, fname)
-            _memo_remember(path, spec.sha256[fname])
+            _verify_content(path, data, spec, fname)
         arr = read_idx(path, data)
         if arr.ndim != ndim or (ndim == 3 and arr.shape[1:] != IMAGE_SIZE):
             want = "(N, 28, 28)" if ndim == 3 else "(N,)"
