@@ -11,6 +11,7 @@ import resource
 import sys
 import tempfile
 
+from scratchnet.backend import get_backend
 from scratchnet.experiment import Config, train
 from common import machine
 
@@ -22,6 +23,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--dataset", default="mnist")
     args = p.parse_args()
+    get_backend(args.backend)                     # imports CuPy, so machine() names the GPU
     print(machine(with_torch=False))     # PyTorch would inflate the peak memory
     with tempfile.TemporaryDirectory() as tmp:
         m = train(Config(dataset=args.dataset, backend=args.backend, epochs=args.epochs,

@@ -4,6 +4,9 @@ scratchnet (NumPy or CuPy) vs PyTorch (when installed), timed alternately, media
 
     python benchmarks/bench_step.py                    # batches 32, 64, 256 on the CPU
     python benchmarks/bench_step.py --backend cupy --batches 64 256 1024
+
+With ``--backend cupy`` three steps are timed in one process: scratchnet on CuPy, scratchnet
+on NumPy (the host CPU) and PyTorch CUDA eager; the ratio is CuPy / PyTorch CUDA.
 """
 from __future__ import annotations
 
@@ -73,22 +76,24 @@ def main() -> None:
         have_torch = True
     except ImportError:
         have_torch = False
+    get_backend(args.backend)                     # imports CuPy, so machine() names the GPU
     print(machine())
-    print(f"{'batch':>6} {'scratchnet ms':>14} {'pytorch ms':>11} {'ratio':>6} {'img/s':>9}")
+    ours = [args.backend] + (["numpy"] if args.backend == "cupy" else [])
+    device = "cuda" if args.backend == "cupy" else "cpu"
+    names = ours + ([f"torch-{device}"] if have_torch else [])
+    print(f"{'batch':>6}" + "".join(f" {n + ' ms':>13}" for n in names)
+          + (f" {'ratio':>6}" if have_torch else "") + f" {args.backend + ' img/s':>12}")
     for batch in args.batches:
-        step, xp = scratchnet_step(batch, args.backend)
-        fns = {"scratchnet": step}
+        fns, xps = {}, {}
+        for name in ours:
+            fns[name], xps[name] = scratchnet_step(batch, name)
         if have_torch:
-            fns["torch"] = torch_step(batch, "cuda" if args.backend == "cupy" else "cpu")
-        t = alternate(fns, args.rounds, args.per_round, xps={"scratchnet": xp})
-        ours = t["scratchnet"] * 1e3
-        line = f"{batch:>6} {ours:>14.2f}"
+            fns[f"torch-{device}"] = torch_step(batch, device)
+        t = alternate(fns, args.rounds, args.per_round, xps=xps)
+        line = f"{batch:>6}" + "".join(f" {t[n] * 1e3:>13.2f}" for n in names)
         if have_torch:
-            theirs = t["torch"] * 1e3
-            line += f" {theirs:>11.2f} {ours / theirs:>6.2f}"
-        else:
-            line += f" {'-':>11} {'-':>6}"
-        print(line + f" {batch / t['scratchnet']:>9,.0f}", flush=True)
+            line += f" {t[args.backend] / t[f'torch-{device}']:>6.2f}"
+        print(line + f" {batch / t[args.backend]:>12,.0f}", flush=True)
 
 
 if __name__ == "__main__":

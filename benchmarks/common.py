@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import sys
 import time
 from typing import Callable
 
@@ -57,6 +58,11 @@ def machine(with_torch: bool = True) -> str:
              f"Python {platform.python_version()}", f"NumPy {np.__version__}",
              f"scratchnet {scratchnet.__version__}",
              f"glibc malloc tuned: {ALLOCATOR_TUNED}"]
+    if "cupy" in sys.modules:                     # a GPU benchmark: name the device
+        import cupy
+        props = cupy.cuda.runtime.getDeviceProperties(0)
+        parts.append(f"{props['name'].decode()}, CuPy {cupy.__version__}, "
+                     f"CUDA runtime {cupy.cuda.runtime.runtimeGetVersion()}")
     try:
         if not with_torch:
             raise ImportError

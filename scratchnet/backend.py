@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
+import os
 import types
-from typing import Any
+from typing import Any, Callable
 
 import numpy
 
@@ -21,6 +23,7 @@ __all__ = [
     "BackendUnavailableError", "BACKEND_NAMES", "get_backend", "get_array_module", "backend_name",
     "to_numpy", "to_backend", "as_dtype", "as_strided", "manual_seed", "init_rng",
     "default_rng", "synchronize", "free_memory", "is_available", "retain_freed_host_memory",
+    "ElementwiseOp", "use_fused_kernels",
 ]
 
 _CUPY_HINT = ("install the GPU extra with `pip install 'scratchnet[gpu]'` "
@@ -143,6 +146,56 @@ def default_rng(seed: int | tuple[int, ...] | None = None,
     if isinstance(seed, (tuple, list)):
         seed = int(numpy.random.SeedSequence(list(seed)).generate_state(1, numpy.uint64)[0] >> 1)
     return get_backend(backend).random.default_rng(seed)
+
+
+# --- fused GPU kernels -----------------------------------------------------------------
+# On CuPy every array expression is one kernel launch, and at batch 64 a launch (a few
+# microseconds of Python and driver work) costs more than the arithmetic it starts. An
+# ElementwiseOp is a CUDA C body for one element that CuPy compiles once into a single kernel;
+# the array code it replaces stays beside it as the reference (and runs on NumPy).
+_fused = os.environ.get("SCRATCHNET_FUSED_KERNELS", "1") != "0"
+
+
+def use_fused_kernels(enabled: bool | None = None) -> bool:
+    """Turn the fused CuPy kernels on or off (returns the previous setting; None only reads it).
+
+    On by default; ``SCRATCHNET_FUSED_KERNELS=0`` starts with them off. With them off the
+    CuPy path runs the same array code as NumPy, which tests and benchmarks compare against.
+    """
+    global _fused
+    previous = _fused
+    if enabled is not None:
+        _fused = bool(enabled)
+    return previous
+
+
+class ElementwiseOp:
+    """A fused element-wise operation: one CUDA C body, compiled by CuPy on first use.
+
+    Args:
+        in_params, out_params, operation, name: as for ``cupy.ElementwiseKernel`` (``T`` is
+            the arrays' dtype; ``raw T a`` is indexed by hand with ``a[k]``).
+
+    ``op.kernel(x)`` is the compiled kernel when ``x`` is a CuPy array and fused kernels are on,
+    else None, so callers read::
+
+        k = OP.kernel(x)
+        y = k(x) if k is not None else <the same math in xp array code>
+    """
+
+    def __init__(self, in_params: str, out_params: str, operation: str, name: str):
+        self.spec = (in_params, out_params, operation, name)
+
+    def kernel(self, like: Any) -> Callable[..., Any] | None:
+        if not _fused or get_array_module(like) is numpy:
+            return None
+        return _compile(self.spec)
+
+
+@functools.lru_cache(maxsize=None)
+def _compile(spec: tuple[str, str, str, str]) -> Callable[..., Any]:
+    import cupy
+    return cupy.ElementwiseKernel(*spec)
 
 
 # --- device housekeeping ---------------------------------------------------------------

@@ -30,13 +30,15 @@ returned as (N, C, H, W) *views* of batch-last buffers, so the next layer's im2c
 input already batch-last and copies it without reordering. Shapes and results are exactly
 those of the plain (N, C, ...) formulation; only the memory order differs.
 
-The functions take and return arrays of any backend; they never call NumPy directly.
+The functions take and return arrays of any backend; they never call NumPy directly. On CuPy,
+col2im and sigmoid run as one fused kernel each (see ``backend.ElementwiseOp``); the array code
+beside each kernel is the reference the tests hold it to.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from .backend import as_strided, get_array_module
+from .backend import ElementwiseOp, as_strided, get_array_module
 
 Array = Any
 Pair = tuple[int, int]
@@ -108,11 +110,18 @@ def col2im(col: Array, stride: Pair, padding: Pair, size: Pair) -> Array:
 
     For each of the KH*KW kernel offsets (i, j) the (OH, OW, N) block col[:, i, j] lands on
     the strided slice x_pad[:, i : i + SH*OH : SH, j : j + SW*OW : SW]; one ``+=`` per
-    offset (no scatter-add needed, since within one offset no two entries collide).
+    offset (no scatter-add needed, since within one offset no two entries collide). On CuPy
+    the same sum is one *gather* kernel instead (:data:`_COL2IM_GATHER`): KH*KW launches
+    become one.
     """
     xp = get_array_module(col)
     C, KH, KW, OH, OW, N = col.shape
     (SH, SW), (PH, PW), (H, W) = stride, padding, size
+    gather = _COL2IM_GATHER.kernel(col)
+    if gather is not None:
+        x = xp.empty((C, H, W, N), dtype=col.dtype)
+        gather(xp.ascontiguousarray(col), H, W, N, OH, OW, KH, KW, SH, SW, PH, PW, x)
+        return x.transpose(3, 0, 1, 2)
     # Room for every slice, also when (H + 2P - KH) is not a multiple of S.
     HP, WP = max(H + 2 * PH, SH * (OH - 1) + KH), max(W + 2 * PW, SW * (OW - 1) + KW)
     xpad = xp.zeros((C, HP, WP, N), dtype=col.dtype)
@@ -120,6 +129,31 @@ def col2im(col: Array, stride: Pair, padding: Pair, size: Pair) -> Array:
         for j in range(KW):
             xpad[:, i:i + SH * OH:SH, j:j + SW * OW:SW, :] += col[:, i, j]
     return xpad[:, PH:PH + H, PW:PW + W, :].transpose(3, 0, 1, 2)
+
+
+# col2im as a gather: one thread per pixel x[c, h, w, n] of the (C, H, W, N) result sums the
+# column entries that were copied from it, i.e. every offset (i, j) with h + PH - i = oh*SH
+# and w + PW - j = ow*SW for an output position (oh, ow) inside the (OH, OW) grid.
+_COL2IM_GATHER = ElementwiseOp(
+    "raw T col, int32 H, int32 W, int32 N, int32 OH, int32 OW, int32 KH, int32 KW, "
+    "int32 SH, int32 SW, int32 PH, int32 PW",
+    "T x",
+    """
+    const int n = i % N, w = (i / N) % W, h = (i / N / W) % H, c = i / N / W / H;
+    T sum = 0;
+    for (int ki = 0; ki < KH; ++ki) {
+        const int hs = h + PH - ki;                   // = oh * SH when (ki, oh) reads pixel h
+        if (hs < 0 || hs % SH != 0 || hs / SH >= OH) continue;
+        for (int kj = 0; kj < KW; ++kj) {
+            const int ws = w + PW - kj;
+            if (ws < 0 || ws % SW != 0 || ws / SW >= OW) continue;
+            const long long k = ((((long long)c * KH + ki) * KW + kj) * OH + hs / SH) * OW + ws / SW;
+            sum += col[k * N + n];
+        }
+    }
+    x = sum;
+    """,
+    "scratchnet_col2im_gather")
 
 
 def _batch_last_matrix(a: Array) -> Array:
@@ -201,6 +235,13 @@ def conv_transpose2d(x: Array, weight: Array, bias: Array | None, stride: Pair,
 
 def sigmoid(x: Array) -> Array:
     """Logistic function that never overflows: uses exp(-|x|) <= 1 on both branches."""
+    fused = _SIGMOID.kernel(x)
+    if fused is not None:
+        return fused(x)
     xp = get_array_module(x)
     e = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+_SIGMOID = ElementwiseOp("T x", "T y", "T e = exp(-fabs(x)); y = x >= 0 ? 1 / (1 + e) : e / (1 + e)",
+                         "scratchnet_sigmoid")
