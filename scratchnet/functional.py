@@ -84,16 +84,46 @@ def im2col(x: Array, kernel: Pair, stride: Pair, padding: Pair) -> Array:
 
     The padded, batch-last input is copied once; the six-axis array is first a strided
     *view* of it (one step along ``i`` moves one row, along ``oh`` moves SH rows), then one
-    contiguous copy so the GEMM can read it as a (K, L*N) matrix.
+    contiguous copy so the GEMM can read it as a (K, L*N) matrix. On CuPy one gather kernel
+    (:data:`_IM2COL_GATHER`) writes col directly, zeros for the padding included.
     """
     xp = get_array_module(x)
     (KH, KW), (SH, SW) = kernel, stride
+    gather = _IM2COL_GATHER.kernel(x)
+    if gather is not None:
+        N, C, H, W = x.shape
+        (PH, PW) = padding
+        OH, OW = conv_output_size(H, KH, SH, PH), conv_output_size(W, KW, SW, PW)
+        col = xp.empty((C, KH, KW, OH, OW, N), dtype=x.dtype)
+        gather(xp.ascontiguousarray(x.transpose(1, 2, 3, 0)), H, W, N, OH, OW, KH, KW,
+               SH, SW, PH, PW, col)
+        return col
     xpad = _batch_last_padded(x, padding)
     C, HP, WP, N = xpad.shape
     OH, OW = (HP - KH) // SH + 1, (WP - KW) // SW + 1
     sC, sH, sW, sN = xpad.strides
     view = as_strided(xpad, (C, KH, KW, OH, OW, N), (sC, sH, sW, sH * SH, sW * SW, sN))
     return xp.ascontiguousarray(view)
+
+
+# One thread per entry col[c, i, j, oh, ow, n]: it reads pixel (oh*SH + i - PH, ow*SW + j - PW)
+# of the batch-last (C, H, W, N) input, or writes 0 where that pixel is padding.
+_IM2COL_GATHER = ElementwiseOp(
+    "raw T x, int32 H, int32 W, int32 N, int32 OH, int32 OW, int32 KH, int32 KW, "
+    "int32 SH, int32 SW, int32 PH, int32 PW",
+    "T col",
+    """
+    long long r = i;
+    const int n = r % N; r /= N;
+    const int ow = r % OW; r /= OW;
+    const int oh = r % OH; r /= OH;
+    const int kj = r % KW; r /= KW;
+    const int ki = r % KH;
+    const long long c = r / KH;
+    const int h = oh * SH + ki - PH, w = ow * SW + kj - PW;
+    col = (h >= 0 && h < H && w >= 0 && w < W) ? x[((c * H + h) * W + w) * N + n] : (T)0;
+    """,
+    "scratchnet_im2col_gather")
 
 
 def col2im(col: Array, stride: Pair, padding: Pair, size: Pair) -> Array:

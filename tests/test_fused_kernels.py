@@ -40,6 +40,21 @@ def both_ways(fn):
 
 @pytest.mark.parametrize("kernel,stride,padding,shape", CASES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_im2col_gather_matches_strided_copy_and_numpy(cupy, kernel, stride, padding, shape, dtype):
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    host = F.im2col(x, kernel, stride, padding)
+    batch_last = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    for layout in (x, batch_last, x[:, :, ::-1]):
+        on, off = both_ways(lambda: [F.im2col(cupy.asarray(layout), kernel, stride, padding)])
+        expected = F.im2col(layout, kernel, stride, padding)
+        assert on[0].dtype == dtype and on[0].flags.c_contiguous
+        np.testing.assert_array_equal(on[0], expected)
+        np.testing.assert_array_equal(off[0], expected)
+    np.testing.assert_array_equal(F.im2col(cupy.asarray(x), kernel, stride, padding).get(), host)
+
+
+@pytest.mark.parametrize("kernel,stride,padding,shape", CASES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_col2im_gather_matches_slice_adds_and_numpy(cupy, kernel, stride, padding, shape, dtype):
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     col = F.im2col(x, kernel, stride, padding)
