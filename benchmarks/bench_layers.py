@@ -40,7 +40,7 @@ def main() -> None:
     layers = list(model.encoder) + list(model.decoder)
     x = xp.asarray(np.random.default_rng(0).random((args.batch, 1, 28, 28), dtype=np.float32))
     print(machine())
-    print(f"float32 GEMM roof (1024x1024 matmul): {gemm_roof():.0f} GFLOP/s")
+    print(f"float32 GEMM roof on {args.backend} (1024x1024 matmul): {gemm_roof(xp=xp):.0f} GFLOP/s")
     # Record each layer's real input and upstream gradient from one training step, so every
     # layer is timed on the arrays (and memory layouts) it sees in training.
     inputs, grads = [], []

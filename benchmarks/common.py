@@ -42,12 +42,12 @@ def alternate(fns: dict[str, Callable[[], object]], rounds: int, per_round: int,
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
-def gemm_roof(n: int = 1024, repeat: int = 20) -> float:
-    """Measured float32 GEMM throughput of this machine's NumPy BLAS, in GFLOP/s."""
-    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+def gemm_roof(n: int = 1024, repeat: int = 20, xp=np) -> float:
+    """Measured float32 GEMM throughput of the backend's BLAS (cuBLAS on CuPy), in GFLOP/s."""
+    a = xp.asarray(np.random.default_rng(0).random((n, n), dtype=np.float32))
     b = a.copy()
     a @ b
-    t = statistics.median(time_call(lambda: a @ b, repeat))
+    t = statistics.median(time_call(lambda: a @ b, repeat, xp))
     return 2 * n ** 3 / t / 1e9
 
 
