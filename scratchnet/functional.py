@@ -44,7 +44,9 @@ Array = Any
 Pair = tuple[int, int]
 
 __all__ = ["conv_output_size", "conv_transpose_output_size", "im2col", "col2im", "conv2d",
-           "conv2d_grad_input", "conv2d_grad_weight", "conv_transpose2d", "sigmoid"]
+           "conv2d_grad_input", "conv2d_grad_weight", "conv_transpose2d", "sigmoid",
+           "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+           "batch_norm_forward", "batch_norm_backward", "cat_channels"]
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -58,25 +60,26 @@ def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int
     return (size - 1) * stride - 2 * padding + kernel + output_padding
 
 
-def _batch_last_padded(x: Array, padding: Pair) -> Array:
-    """(N, C, H, W) -> zero-padded, contiguous (C, H + 2*PH, W + 2*PW, N)."""
+def _batch_last_padded(x: Array, padding: Pair, fill: float = 0.0) -> Array:
+    """(N, C, H, W) -> padded (with ``fill``), contiguous (C, H + 2*PH, W + 2*PW, N)."""
     xp = get_array_module(x)
     N, C, H, W = x.shape
     PH, PW = padding
     xt = x.transpose(1, 2, 3, 0)
     if not (PH or PW):
         return xp.ascontiguousarray(xt)       # no copy if x is batch-last in memory already
-    xpad = xp.zeros((C, H + 2 * PH, W + 2 * PW, N), dtype=x.dtype)
+    xpad = xp.full((C, H + 2 * PH, W + 2 * PW, N), fill, dtype=x.dtype)
     xpad[:, PH:PH + H, PW:PW + W, :] = xt
     return xpad
 
 
-def im2col(x: Array, kernel: Pair, stride: Pair, padding: Pair) -> Array:
+def im2col(x: Array, kernel: Pair, stride: Pair, padding: Pair, fill: float = 0.0) -> Array:
     """Lay every receptive field of ``x`` out as a column.
 
     Args:
         x: input, shape (N, C, H, W).
         kernel, stride, padding: (KH, KW), (SH, SW), (PH, PW).
+        fill: the value of padded pixels (0 for convolutions, -inf for max pooling).
 
     Returns:
         col, shape (C, KH, KW, OH, OW, N), contiguous, where
@@ -96,9 +99,9 @@ def im2col(x: Array, kernel: Pair, stride: Pair, padding: Pair) -> Array:
         OH, OW = conv_output_size(H, KH, SH, PH), conv_output_size(W, KW, SW, PW)
         col = xp.empty((C, KH, KW, OH, OW, N), dtype=x.dtype)
         gather(xp.ascontiguousarray(x.transpose(1, 2, 3, 0)), H, W, N, OH, OW, KH, KW,
-               SH, SW, PH, PW, col)
+               SH, SW, PH, PW, fill, col)
         return col
-    xpad = _batch_last_padded(x, padding)
+    xpad = _batch_last_padded(x, padding, fill)
     C, HP, WP, N = xpad.shape
     OH, OW = (HP - KH) // SH + 1, (WP - KW) // SW + 1
     sC, sH, sW, sN = xpad.strides
@@ -107,10 +110,10 @@ def im2col(x: Array, kernel: Pair, stride: Pair, padding: Pair) -> Array:
 
 
 # One thread per entry col[c, i, j, oh, ow, n]: it reads pixel (oh*SH + i - PH, ow*SW + j - PW)
-# of the batch-last (C, H, W, N) input, or writes 0 where that pixel is padding.
+# of the batch-last (C, H, W, N) input, or writes ``fill`` where that pixel is padding.
 _IM2COL_GATHER = ElementwiseOp(
     "raw T x, int32 H, int32 W, int32 N, int32 OH, int32 OW, int32 KH, int32 KW, "
-    "int32 SH, int32 SW, int32 PH, int32 PW",
+    "int32 SH, int32 SW, int32 PH, int32 PW, T fill",
     "T col",
     """
     long long r = i;
@@ -121,7 +124,7 @@ _IM2COL_GATHER = ElementwiseOp(
     const int ki = r % KH;
     const long long c = r / KH;
     const int h = oh * SH + ki - PH, w = ow * SW + kj - PW;
-    col = (h >= 0 && h < H && w >= 0 && w < W) ? x[((c * H + h) * W + w) * N + n] : (T)0;
+    col = (h >= 0 && h < H && w >= 0 && w < W) ? x[((c * H + h) * W + w) * N + n] : fill;
     """,
     "scratchnet_im2col_gather")
 
@@ -275,3 +278,137 @@ def sigmoid(x: Array) -> Array:
 
 _SIGMOID = ElementwiseOp("T x", "T y", "T e = exp(-fabs(x)); y = x >= 0 ? 1 / (1 + e) : e / (1 + e)",
                          "scratchnet_sigmoid")
+
+
+# --- pooling ---------------------------------------------------------------------------
+# Pooling reuses the convolution's im2col/col2im pair: a window is a receptive field.
+#
+#   max:  y = max over the KH*KW entries of each column;  dx = col2im(gy placed at the argmax)
+#   avg:  y = mean of each column (zero padding counts);   dx = col2im(gy / (KH*KW) everywhere)
+
+def max_pool2d(x: Array, kernel: Pair, stride: Pair, padding: Pair) -> tuple[Array, Array]:
+    """Max pooling (padding with -inf, as in PyTorch).
+
+    Args:
+        x: (N, C, H, W).
+
+    Returns:
+        (y, argmax): y of shape (N, C, OH, OW) and, for backward, the index (0 .. KH*KW-1,
+        row-major in the window; the first one on ties) of each window's maximum, shape
+        (C, OH, OW, N).
+    """
+    col = im2col(x, kernel, stride, padding, fill=-float("inf"))
+    C, KH, KW, OH, OW, N = col.shape
+    col = col.reshape(C, KH * KW, OH, OW, N)
+    argmax = col.argmax(axis=1)
+    y = col.max(axis=1)
+    return y.transpose(3, 0, 1, 2), argmax
+
+
+def max_pool2d_backward(gy: Array, argmax: Array, kernel: Pair, stride: Pair, padding: Pair,
+                        size: Pair) -> Array:
+    """dL/dx of max pooling: each gy goes to its window's maximum; overlapping windows add.
+
+    Args:
+        gy: (N, C, OH, OW).  argmax: from :func:`max_pool2d`.  size: (H, W) of the input.
+    """
+    xp = get_array_module(gy)
+    (KH, KW), (C, OH, OW, N) = kernel, argmax.shape
+    window = xp.arange(KH * KW).reshape(1, KH * KW, 1, 1, 1)
+    gcol = (window == argmax[:, None]) * gy.transpose(1, 2, 3, 0)[:, None]     # one-hot * gy
+    return col2im(gcol.reshape(C, KH, KW, OH, OW, N), stride, padding, size)
+
+
+def avg_pool2d(x: Array, kernel: Pair, stride: Pair, padding: Pair) -> Array:
+    """Average pooling over (N, C, H, W); padded zeros count (PyTorch's count_include_pad)."""
+    col = im2col(x, kernel, stride, padding)
+    C, KH, KW, OH, OW, N = col.shape
+    y = col.reshape(C, KH * KW, OH, OW, N).mean(axis=1)
+    return y.transpose(3, 0, 1, 2)
+
+
+def avg_pool2d_backward(gy: Array, kernel: Pair, stride: Pair, padding: Pair, size: Pair) -> Array:
+    """dL/dx of average pooling: gy / (KH*KW) to every pixel of its window."""
+    xp = get_array_module(gy)
+    (KH, KW), (N, C, OH, OW) = kernel, gy.shape
+    g = gy.transpose(1, 2, 3, 0) * (1.0 / (KH * KW))                           # (C, OH, OW, N)
+    gcol = xp.broadcast_to(g[:, None, None], (C, KH, KW, OH, OW, N))
+    return col2im(gcol, stride, padding, size)
+
+
+# --- batch normalisation -------------------------------------------------------------------
+# Per channel c, over its M = N*H*W values (a row of the batch-last (C, M) matrix):
+#
+#   xhat = (x - mean) * inv_std,   inv_std = 1 / sqrt(var + eps),   y = weight * xhat + bias
+#
+# Backward through the batch statistics (mean and var depend on every x of the channel):
+#
+#   dbias = sum(gy),   dweight = sum(gy * xhat),
+#   dx = weight * inv_std * (gy - dbias / M - xhat * dweight / M)
+
+def batch_norm_forward(x: Array, weight: Array | None, bias: Array | None, eps: float,
+                       mean: Array | None = None, var: Array | None = None
+                       ) -> tuple[Array, Array, Array, Array, Array]:
+    """Batch normalisation of (N, C, H, W).
+
+    Args:
+        weight, bias: (C,) or None (no affine transform).
+        mean, var: (C,) statistics to use (eval mode: the running ones); None computes the
+            batch's own mean and *biased* variance (training mode).
+
+    Returns:
+        (y, xhat, inv_std, mean, var): y (N, C, H, W) as a view of a batch-last buffer;
+        xhat as a (C, M) matrix and inv_std (C, 1) for backward; the statistics used, (C,).
+    """
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    xm = _batch_last_matrix(x)                                        # (C, M)
+    if mean is None:
+        mean = xm.mean(axis=1)
+        xc = xm - mean[:, None]
+        var = (xc * xc).mean(axis=1)
+    else:
+        xc = xm - mean[:, None]
+    inv_std = 1 / xp.sqrt(var[:, None] + eps)
+    xhat = xc * inv_std
+    y = xhat if weight is None else xhat * weight[:, None] + bias[:, None]
+    return y.reshape(C, H, W, N).transpose(3, 0, 1, 2), xhat, inv_std, mean, var
+
+
+def batch_norm_backward(gy: Array, xhat: Array, inv_std: Array, weight: Array | None,
+                        batch_stats: bool = True) -> tuple[Array, Array, Array]:
+    """Gradients of :func:`batch_norm_forward`.
+
+    Args:
+        gy: (N, C, H, W).  xhat, inv_std: from the forward pass.
+        batch_stats: whether forward used the batch's statistics (training mode): then the
+            gradient also flows through the mean and variance; with fixed (running)
+            statistics dx is just gy * weight * inv_std.
+
+    Returns:
+        (dx (N, C, H, W), dweight (C,), dbias (C,)).
+    """
+    N, C, H, W = gy.shape
+    gm = _batch_last_matrix(gy)                                       # (C, M)
+    dbias = gm.sum(axis=1)
+    dweight = (gm * xhat).sum(axis=1)
+    scale = inv_std if weight is None else weight[:, None] * inv_std
+    if batch_stats:
+        M = gm.shape[1]
+        dx = scale * (gm - dbias[:, None] / M - xhat * (dweight[:, None] / M))
+    else:
+        dx = gm * scale
+    return dx.reshape(C, H, W, N).transpose(3, 0, 1, 2), dweight, dbias
+
+
+# --- concatenation -------------------------------------------------------------------------
+def cat_channels(a: Array, b: Array) -> Array:
+    """Concatenate (N, Ca, H, W) and (N, Cb, H, W) along channels into (N, Ca + Cb, H, W).
+
+    Its backward is a split: dL/da = g[:, :Ca], dL/db = g[:, Ca:]. The result is built
+    batch-last in memory (see the top of this module), so the convolution that reads it copies
+    it without reordering.
+    """
+    xp = get_array_module(a)
+    y = xp.concatenate([a.transpose(1, 2, 3, 0), b.transpose(1, 2, 3, 0)], axis=0)
+    return y.transpose(3, 0, 1, 2)

@@ -1,15 +1,18 @@
-"""The denoising autoencoders, built from :mod:`scratchnet.nn`, and a model summary."""
+"""The denoisers, built from :mod:`scratchnet.nn`: the reference convolutional autoencoder,
+a dense autoencoder and a U-Net with skip connections; and a model summary."""
 from __future__ import annotations
 
 from typing import Any
 
+from . import functional as F
 from . import nn
 from .backend import get_backend
+from .nn._checks import positive_int
 
 Array = Any
 
-__all__ = ["Autoencoder", "conv_autoencoder", "dense_autoencoder", "build_model", "MODELS",
-           "summary"]
+__all__ = ["Autoencoder", "conv_autoencoder", "dense_autoencoder", "UNet", "unet", "build_model",
+           "MODELS", "summary"]
 
 
 class Autoencoder(nn.Module):
@@ -67,36 +70,96 @@ def dense_autoencoder(image_shape: tuple[int, int, int] = (1, 28, 28),
     return Autoencoder(nn.Sequential(*enc), nn.Sequential(*dec))
 
 
-MODELS = {"conv": conv_autoencoder, "dense": dense_autoencoder}
+def conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    """Two 3x3 convolutions (padding 1: the size is kept), each followed by batch norm, ReLU."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(),
+                         nn.Conv2d(c_out, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU())
 
 
-def build_model(name: str) -> Autoencoder:
-    """``build_model("conv" | "dense")``."""
+class UNet(nn.Module):
+    """A two-level U-Net for (N, 1, H, W) images, H and W divisible by 4.
+
+    ::
+
+        x ─ e1 ─────────────────────────────── cat ─ d1 ─ out ─ sigmoid ─ y     (w ch., H)
+             └ pool1 ─ e2 ──────────── cat ─ d2 ─ u1 ┘                           (2w, H/2)
+                        └ pool2 ─ b ─ u2 ┘                                       (4w, H/4)
+
+    e1, e2, b, d2, d1 are :func:`conv_block` s; pool1/2 are 2x2 max pools; u2, u1 are 2x2
+    stride-2 transposed convolutions; ``out`` is a 1x1 convolution. The state-dict keys,
+    shapes and order are those of the equivalent PyTorch module (``e1.0.weight``, ...,
+    ``e1.1.running_mean``, ..., ``out.bias``), so weights load in both directions.
+
+    Backward is written out in :meth:`backward`: at a concatenation the gradient is *split*
+    by channels; a feature map that fed two consumers (e1 and e2: the pool below and the
+    skip) gets the *sum* of the two gradients.
+    """
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+        w = positive_int(width, "width", "UNet")
+        self.e1, self.e2, self.b = conv_block(1, w), conv_block(w, 2 * w), conv_block(2 * w, 4 * w)
+        self.pool1, self.pool2 = nn.MaxPool2d(2), nn.MaxPool2d(2)   # one per use: see Module
+        self.u2, self.d2 = nn.ConvTranspose2d(4 * w, 2 * w, 2, 2), conv_block(4 * w, 2 * w)
+        self.u1, self.d1 = nn.ConvTranspose2d(2 * w, w, 2, 2), conv_block(2 * w, w)
+        self.out, self.sigmoid = nn.Conv2d(w, 1, 1), nn.Sigmoid()
+
+    def forward(self, x: Array) -> Array:
+        if getattr(x, "ndim", 0) == 4 and (x.shape[2] % 4 or x.shape[3] % 4):
+            raise ValueError(f"UNet: input height and width must be divisible by 4 (two 2x2 "
+                             f"poolings), got {tuple(x.shape[2:])}")
+        e1 = self.e1(x)
+        e2 = self.e2(self.pool1(e1))
+        up2 = self.u2(self.b(self.pool2(e2)))
+        up1 = self.u1(self.d2(F.cat_channels(up2, e2)))
+        self._cache = (up2.shape[1], up1.shape[1])          # where to split the gradients
+        return self.sigmoid(self.out(self.d1(F.cat_channels(up1, e1))))
+
+    def backward(self, grad_output: Array) -> Array:
+        c_up2, c_up1 = self._pop_cache(grad_output)
+        g = self.d1.backward(self.out.backward(self.sigmoid.backward(grad_output)))
+        g_up1, g_e1_skip = g[:, :c_up1], g[:, c_up1:]        # split at cat(up1, e1)
+        g = self.d2.backward(self.u1.backward(g_up1))
+        g_up2, g_e2_skip = g[:, :c_up2], g[:, c_up2:]        # split at cat(up2, e2)
+        g_e2 = self.pool2.backward(self.b.backward(self.u2.backward(g_up2))) + g_e2_skip  # sum
+        g_e1 = self.pool1.backward(self.e2.backward(g_e2)) + g_e1_skip                    # sum
+        return self.e1.backward(g_e1)
+
+
+def unet(width: int = 16) -> UNet:
+    """The U-Net denoiser (width 16: 117,393 parameters)."""
+    return UNet(width)
+
+
+MODELS = {"conv": conv_autoencoder, "dense": dense_autoencoder, "unet": unet}
+
+
+def build_model(name: str, width: int | None = None) -> nn.Module:
+    """``build_model("conv" | "dense" | "unet", width=None)``; ``width`` is the U-Net's."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
-    return MODELS[name]()
+    if width is not None and name != "unet":
+        raise ValueError(f"model {name!r} has no width option (only 'unet' does)")
+    return MODELS[name]() if width is None else MODELS[name](width)
 
 
 def summary(model: nn.Module, input_shape: tuple[int, ...], dtype: str = "float32") -> str:
     """A table of every leaf layer: its output shape for ``input_shape`` and parameter count.
 
-    Runs one forward pass on zeros (on the model's backend) to find the shapes.
+    Runs one forward pass on zeros (on the model's backend, in eval mode so that no running
+    statistics change) and reads each leaf's output shape; rows follow registration order.
     """
     xp = get_backend(model.backend)
-    rows: list[tuple[str, str, str, int]] = []
-
-    def walk(module: nn.Module, prefix: str, x: Array) -> Array:
-        children = list(module._modules.items())
-        if not children:
-            y = module(x)
-            n = sum(p.size for p in module.parameters())
-            rows.append((prefix, type(module).__name__, str(tuple(y.shape)), n))
-            return y
-        for name, child in children:
-            x = walk(child, f"{prefix}.{name}" if prefix else name, x)
-        return x
-
-    walk(model, "", xp.zeros(input_shape, dtype=dtype))
+    was_training = model.training
+    model.eval()
+    try:
+        model(xp.zeros(input_shape, dtype=dtype))
+    finally:
+        model.train(was_training)
+        model.to()                                       # drop the caches of that pass
+    rows = [(name, type(m).__name__, str(tuple(m.__dict__.get("_out_shape") or ())),
+             sum(p.size for p in m.parameters()))
+            for name, m in model.named_modules() if name and not m._modules]
     width = max(len(r[0]) for r in rows) + 2
     lines = [f"{'layer':<{width}}{'type':<17}{'output shape':<20}{'params':>9}", "-" * (width + 46)]
     lines += [f"{name:<{width}}{kind:<17}{shape:<20}{n:>9,}" for name, kind, shape, n in rows]

@@ -4,6 +4,9 @@ from .conv import Conv2d, ConvTranspose2d
 from .linear import Flatten, Linear, Unflatten
 from .loss import MSELoss
 from .module import Module, Parameter, Sequential
+from .normalization import BatchNorm2d
+from .pooling import AvgPool2d, MaxPool2d, Upsample
 
 __all__ = ["Module", "Parameter", "Sequential", "Conv2d", "ConvTranspose2d", "Linear", "Flatten",
-           "Unflatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "MSELoss"]
+           "Unflatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "MSELoss", "BatchNorm2d",
+           "MaxPool2d", "AvgPool2d", "Upsample"]

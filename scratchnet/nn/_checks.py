@@ -41,10 +41,12 @@ def check_input(module: Any, x: Any, expected: str, ndim: int | None = None,
     if x.dtype.kind != "f":
         raise TypeError(f"{module!r}: expected a floating-point input, got dtype {x.dtype}")
     p = next(module.parameters(), None)
-    if p is not None:
-        if x.dtype != p.dtype:
+    ref = p.data if p is not None else next(
+        (b for b in module.buffers() if b.dtype.kind == "f"), None)   # e.g. running statistics
+    if ref is not None:
+        if x.dtype != ref.dtype:
             raise TypeError(f"{module!r}: input dtype {x.dtype} differs from the parameters' "
-                            f"{p.dtype}; cast one of them (e.g. model.to('{x.dtype}'))")
-        if get_array_module(x) is not get_array_module(p.data):
+                            f"{ref.dtype}; cast one of them (e.g. model.to('{x.dtype}'))")
+        if get_array_module(x) is not get_array_module(ref):
             raise TypeError(f"{module!r}: input is a {backend_name(x)} array but the parameters are "
-                            f"on {backend_name(p.data)}; move one (model.to(...) / to_backend)")
+                            f"on {backend_name(ref)}; move one (model.to(...) / to_backend)")

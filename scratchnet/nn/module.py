@@ -2,6 +2,13 @@
 
 A Module computes ``y = module(x)`` and keeps in ``self._cache`` exactly what its backward
 needs; ``module.backward(gy)`` returns dL/dx and *adds* dL/dparam into each ``param.grad``.
+A module instance holds the cache of its *last* forward only, so a layer that is applied twice
+in one forward pass needs two instances (stateless layers such as pooling cost nothing to
+duplicate).
+
+State that is not trained (batch-norm running statistics) lives in *buffers*, as in PyTorch:
+plain arrays registered with ``register_buffer``, saved in ``state_dict()``, moved and cast by
+``to()``, and never returned by ``parameters()``, so no optimizer sees them.
 """
 from __future__ import annotations
 
@@ -63,6 +70,7 @@ class Module:
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_cache", None)
@@ -70,13 +78,26 @@ class Module:
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
-        for registry in (self._parameters, self._modules):
+        if name in self._buffers and not isinstance(value, (Parameter, Module)):
+            self._buffers[name] = value           # e.g. self.running_mean = new array
+            object.__setattr__(self, name, value)
+            return
+        for registry in (self._parameters, self._buffers, self._modules):
             registry.pop(name, None)
         if isinstance(value, Parameter):
             self._parameters[name] = value
         elif isinstance(value, Module):
             self._modules[name] = value
         object.__setattr__(self, name, value)
+
+    def register_buffer(self, name: str, array: Array) -> None:
+        """Add non-trained state (an array) saved in ``state_dict()`` and moved by ``to()``."""
+        if not hasattr(array, "shape") or not hasattr(array, "dtype"):
+            raise TypeError(f"{type(self).__name__}.register_buffer: '{name}' must be an array, "
+                            f"got {type(array).__name__}")
+        self.__setattr__(name, None)              # drop any parameter/module of that name
+        self._buffers[name] = array
+        object.__setattr__(self, name, array)
 
     # --- forward / backward -----------------------------------------------------------
     def __call__(self, *args: Any) -> Any:
@@ -121,6 +142,16 @@ class Module:
         for _, p in self.named_parameters():
             yield p
 
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Array]]:
+        for name, b in self._buffers.items():
+            yield prefix + name, b
+        for name, m in self._modules.items():
+            yield from m.named_buffers(prefix + name + ".")
+
+    def buffers(self) -> Iterator[Array]:
+        for _, b in self.named_buffers():
+            yield b
+
     def children(self) -> Iterator["Module"]:
         yield from self._modules.values()
 
@@ -162,6 +193,12 @@ class Module:
             p.to(backend, dtype)
         for _, m in self.named_modules():
             object.__setattr__(m, "_cache", None)
+            for name, b in list(m._buffers.items()):
+                if backend is not None:
+                    b = to_backend(b, backend)
+                if dtype is not None and b.dtype.kind == "f":   # counters stay integers
+                    b = b.astype(dtype)
+                setattr(m, name, b)
         return self
 
     def float(self) -> "Module":
@@ -183,32 +220,43 @@ class Module:
 
     # --- state -----------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, Array]":
-        """Parameter arrays by PyTorch-style dotted names ("0.weight"); not copies."""
-        return OrderedDict((name, p.data) for name, p in self.named_parameters())
+        """Parameter and buffer arrays by PyTorch-style dotted names; not copies.
+
+        PyTorch's order: each module's parameters, then its buffers, then its children's.
+        """
+        out: OrderedDict[str, Array] = OrderedDict()
+
+        def collect(module: Module, prefix: str) -> None:
+            out.update((prefix + n, p.data) for n, p in module._parameters.items())
+            out.update((prefix + n, b) for n, b in module._buffers.items())
+            for n, child in module._modules.items():
+                collect(child, prefix + n + ".")
+        collect(self, "")
+        return out
 
     def load_state_dict(self, state: dict[str, Array], strict: bool = True) -> None:
-        """Copy arrays into the parameters, keeping each parameter's backend and dtype.
+        """Copy arrays into the parameters and buffers, keeping each one's backend and dtype.
 
         Raises:
             KeyError: missing or unexpected keys (with ``strict``).
             ValueError: a shape differs.
         """
-        params = dict(self.named_parameters())
+        own = self.state_dict()
         if strict:
-            missing = [k for k in params if k not in state]
-            unexpected = [k for k in state if k not in params]
+            missing = [k for k in own if k not in state]
+            unexpected = [k for k in state if k not in own]
             if missing or unexpected:
                 raise KeyError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, "
                                f"unexpected keys {unexpected}")
         for name, value in state.items():
-            if name not in params:
+            if name not in own:
                 continue
-            p = params[name]
-            if tuple(value.shape) != tuple(p.shape):
+            target = own[name]
+            if tuple(value.shape) != tuple(target.shape):
                 raise ValueError(f"{type(self).__name__}.load_state_dict: '{name}' has shape "
-                                 f"{tuple(value.shape)}, the model expects {tuple(p.shape)}")
-            xp = get_array_module(p.data)
-            p.data[...] = xp.asarray(to_backend(value, xp), dtype=p.dtype)
+                                 f"{tuple(value.shape)}, the model expects {tuple(target.shape)}")
+            xp = get_array_module(target)
+            target[...] = xp.asarray(to_backend(value, xp), dtype=target.dtype)
 
     # --- display -----------------------------------------------------------------------
     def extra_repr(self) -> str:
