@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Full training step (forward, MSE, backward, Adam) of the reference autoencoder, float32:
-scratchnet (NumPy or CuPy) vs PyTorch (when installed), timed alternately, medians.
+"""Full training step (forward, MSE, backward, Adam) of a denoiser, float32: scratchnet
+(NumPy or CuPy) vs the same model in PyTorch (when installed), timed alternately, medians.
 
     python benchmarks/bench_step.py                    # batches 32, 64, 256 on the CPU
+    python benchmarks/bench_step.py --model unet --batches 64
     python benchmarks/bench_step.py --backend cupy --batches 64 256 1024
 
 With ``--backend cupy`` three steps are timed in one process: scratchnet on CuPy, scratchnet
@@ -17,14 +18,14 @@ import numpy as np
 import scratchnet as sn
 from scratchnet import nn, optim
 from scratchnet.backend import get_backend
-from scratchnet.models import conv_autoencoder
+from scratchnet.models import build_model
 from common import alternate, machine
 
 
-def scratchnet_step(batch: int, backend: str):
+def scratchnet_step(batch: int, backend: str, model_name: str = "conv"):
     xp = get_backend(backend)
     sn.manual_seed(0)
-    model = conv_autoencoder().to(backend)
+    model = build_model(model_name).to(backend)
     opt = optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
     mse = nn.MSELoss()
     r = np.random.default_rng(0)
@@ -40,16 +41,12 @@ def scratchnet_step(batch: int, backend: str):
     return step, xp
 
 
-def torch_step(batch: int, device: str):
+def torch_step(batch: int, device: str, model_name: str = "conv"):
     import torch
     import torch.nn as tnn
+    from torch_models import MODELS            # tests/torch_models.py: the same models in PyTorch
     torch.manual_seed(0)
-    model = tnn.Sequential(
-        tnn.Conv2d(1, 16, 3, stride=2, padding=1), tnn.ReLU(),
-        tnn.Conv2d(16, 32, 3, stride=2, padding=1), tnn.ReLU(), tnn.Conv2d(32, 64, 7),
-        tnn.ConvTranspose2d(64, 32, 7), tnn.ReLU(),
-        tnn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1), tnn.ReLU(),
-        tnn.ConvTranspose2d(16, 1, 3, stride=2, padding=1, output_padding=1), tnn.Sigmoid()).to(device)
+    model = MODELS[model_name]().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
     lossf = tnn.MSELoss()
     clean = torch.rand(batch, 1, 28, 28, device=device)
@@ -67,6 +64,7 @@ def torch_step(batch: int, device: str):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+    p.add_argument("--model", default="conv", choices=["conv", "dense", "unet"])
     p.add_argument("--batches", type=int, nargs="+", default=[32, 64, 256])
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--per-round", type=int, default=5)
@@ -78,6 +76,7 @@ def main() -> None:
         have_torch = False
     get_backend(args.backend)                     # imports CuPy, so machine() names the GPU
     print(machine())
+    print(f"model: {args.model}")
     ours = [args.backend] + (["numpy"] if args.backend == "cupy" else [])
     device = "cuda" if args.backend == "cupy" else "cpu"
     names = ours + ([f"torch-{device}"] if have_torch else [])
@@ -86,9 +85,9 @@ def main() -> None:
     for batch in args.batches:
         fns, xps = {}, {}
         for name in ours:
-            fns[name], xps[name] = scratchnet_step(batch, name)
+            fns[name], xps[name] = scratchnet_step(batch, name, args.model)
         if have_torch:
-            fns[f"torch-{device}"] = torch_step(batch, device)
+            fns[f"torch-{device}"] = torch_step(batch, device, args.model)
         t = alternate(fns, args.rounds, args.per_round, xps=xps)
         line = f"{batch:>6}" + "".join(f" {t[n] * 1e3:>13.2f}" for n in names)
         if have_torch:

@@ -10,6 +10,9 @@ from typing import Callable
 
 import numpy as np
 
+# The PyTorch twins of the models live with the tests (tests/torch_models.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+
 from scratchnet.backend import retain_freed_host_memory, synchronize
 
 # As in training (scratchnet.experiment.train). Process-wide: PyTorch, timed in the same

@@ -17,7 +17,7 @@ from pathlib import Path
 from scratchnet.backend import BackendUnavailableError, get_backend
 from scratchnet.checkpoint import CheckpointError, load_checkpoint
 from scratchnet.data import DATASETS, NOISES, DatasetError
-from scratchnet.experiment import PRESETS, Config, TrainingStopped, train
+from scratchnet.experiment import LR_SCHEDULES, PRESETS, Config, TrainingStopped, train
 from scratchnet.models import MODELS
 
 
@@ -56,13 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    presets = "; ".join(f"'{name}': " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in values.items())
+                        for name, values in PRESETS.items())
     p.add_argument("--preset", choices=sorted(PRESETS),
-                   help="hyperparameter table: 'table-b' = batch 64, lr 0.001, weight decay "
-                        "1e-5, 10 epochs (the defaults); 'table-a' = batch 32, lr 0.001, no "
-                        "weight decay, 10 epochs. Explicit flags override it")
+                   help=f"a set of settings ('table-b' is the default): {presets}. Explicit "
+                        "flags override it")
     p.add_argument("--dataset", choices=sorted(DATASETS), default=d.dataset, help="dataset")
     p.add_argument("--model", choices=sorted(MODELS), default=d.model,
-                   help="'conv': the convolutional autoencoder; 'dense': Linear layers 784-256-64")
+                   help="'conv': the convolutional autoencoder; 'dense': Linear layers "
+                        "784-256-64; 'unet': a U-Net with batch norm and skip connections")
+    p.add_argument("--width", type=positive_int, default=None,
+                   help="the U-Net's base width (channels of its first level) [default: 16]")
     p.add_argument("--backend", choices=["numpy", "cupy"], default=d.backend,
                    help="array backend: 'numpy' (CPU) or 'cupy' (NVIDIA GPU, needs scratchnet[gpu])")
     p.add_argument("--dtype", choices=["float32", "float64"], default=d.dtype, help="float precision")
@@ -72,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"images per training batch [default: {d.batch_size}]")
     p.add_argument("--lr", type=positive_float, default=None,
                    help=f"Adam learning rate [default: {d.lr}]")
+    p.add_argument("--lr-schedule", choices=list(LR_SCHEDULES), default=None,
+                   help="'constant', or 'cosine': the learning rate decays from --lr to 0 along "
+                        "a half cosine over all batches of the run (stepped every batch) "
+                        f"[default: {d.lr_schedule}]")
     p.add_argument("--weight-decay", type=non_negative_float, default=None,
                    help=f"Adam L2 weight decay, added to the gradient [default: {d.weight_decay}]")
     p.add_argument("--noise", choices=sorted(NOISES), default=d.noise,
@@ -101,8 +109,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Config:
+# Options that still apply when a run is resumed (everything else is the checkpoint's own).
+RESUME_OPTIONS = {"resume", "epochs", "backend", "data_dir", "no_download", "out", "no_progress"}
+CONFIG_OPTIONS = {"dataset", "model", "width", "backend", "dtype", "epochs", "batch_size", "lr",
+                  "lr_schedule", "weight_decay", "noise", "noise_factor", "seed", "data_dir",
+                  "limit_train", "limit_test"}
+
+
+def explicit_options(argv: list[str] | None) -> set[str]:
+    """The options given on the command line (as argparse dests), defaults not counted."""
+    probe = build_parser()
+    for action in probe._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(probe.parse_args(argv)))
+
+
+def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser,
+                explicit: set[str]) -> Config:
     if args.resume:
+        ignored = sorted(explicit - RESUME_OPTIONS)
+        if ignored:
+            names = ", ".join("--" + name.replace("_", "-") for name in ignored)
+            parser.error(f"argument --resume: a resumed run keeps its checkpoint's settings, so "
+                         f"{names} cannot be changed; only --epochs, --backend, --data-dir, "
+                         "--no-download, --out and --no-progress apply")
         try:
             saved = load_checkpoint(args.resume)["config"]
         except (CheckpointError, KeyError) as exc:
@@ -110,17 +140,16 @@ def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Co
                          f"checkpoint {args.resume} has no run configuration")
         config = Config(**{k: v for k, v in saved.items() if k in Config.__dataclass_fields__})
         return dataclasses.replace(config, backend=args.backend, data_dir=args.data_dir,
-                                   epochs=args.epochs or config.epochs)
+                                   epochs=args.epochs or config.epochs,
+                                   download=config.download and not args.no_download)
     values = dict(PRESETS[args.preset or "table-b"])
-    for key in ("epochs", "batch_size", "lr", "weight_decay"):
-        if getattr(args, key) is not None:
-            values[key] = getattr(args, key)
-    if args.noise == "salt-pepper" and args.noise_factor > 1:
-        parser.error(f"argument --noise-factor: salt-pepper takes a fraction <= 1, got {args.noise_factor}")
-    return Config(dataset=args.dataset, model=args.model, backend=args.backend, dtype=args.dtype,
-                  noise=args.noise, noise_factor=args.noise_factor, clip=not args.no_clip,
-                  seed=args.seed, limit_train=args.limit_train, limit_test=args.limit_test,
-                  data_dir=args.data_dir, download=not args.no_download, **values)
+    values.update({k: getattr(args, k) for k in CONFIG_OPTIONS if k in explicit})
+    config = Config(**{**values, "clip": not args.no_clip, "download": not args.no_download})
+    if config.width is not None and config.model != "unet":
+        parser.error(f"argument --width: only --model unet has a width, not --model {config.model}")
+    if config.noise == "salt-pepper" and config.noise_factor > 1:
+        parser.error(f"argument --noise-factor: salt-pepper takes a fraction <= 1, got {config.noise_factor}")
+    return config
 
 
 def make_out_dir(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> Path:
@@ -138,7 +167,7 @@ def make_out_dir(args: argparse.Namespace, config: Config, parser: argparse.Argu
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    config = make_config(args, parser)
+    config = make_config(args, parser, explicit_options(argv))
     try:
         get_backend(config.backend)
     except BackendUnavailableError as exc:

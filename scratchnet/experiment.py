@@ -31,7 +31,7 @@ from .data import DATASETS, BatchLoader, add_noise, images_to_array, load_datase
 from .fileio import atomic_write_text
 from .models import build_model, summary
 
-__all__ = ["Config", "TrainingStopped", "train", "evaluate", "psnr", "PRESETS"]
+__all__ = ["Config", "TrainingStopped", "train", "evaluate", "psnr", "PRESETS", "LR_SCHEDULES"]
 
 PRESETS = {
     # batch 64, Adam lr 1e-3 with coupled L2 weight decay 1e-5, 10 epochs (the default)
@@ -39,6 +39,7 @@ PRESETS = {
     # batch 32, Adam lr 1e-3, no weight decay, 10 epochs
     "table-a": dict(batch_size=32, lr=1e-3, weight_decay=0.0, epochs=10),
 }
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclasses.dataclass
@@ -46,11 +47,13 @@ class Config:
     """Everything that defines a run (saved in metrics.json and the checkpoint)."""
     dataset: str = "mnist"
     model: str = "conv"
+    width: int | None = None          # the U-Net's base width (None: the model's default, 16)
     backend: str = "numpy"
     dtype: str = "float32"
     epochs: int = 10
     batch_size: int = 64
     lr: float = 1e-3
+    lr_schedule: str = "constant"     # or "cosine": decay to 0 over all batches of the run
     weight_decay: float = 1e-5
     noise: str = "gaussian"
     noise_factor: float = 0.5
@@ -124,6 +127,8 @@ def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
         KeyboardInterrupt: after Ctrl-C, once the checkpoint was written.
     """
     out = Path(out_dir)
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; expected one of {LR_SCHEDULES}")
     xp = get_backend(config.backend)
     retain_freed_host_memory()        # reuse the step's large temporaries (see its docstring)
     spec = DATASETS[config.dataset]
@@ -142,7 +147,7 @@ def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
     noisy_mse = float(((test_noisy_host - test_clean_host) ** 2).mean(dtype="float64"))
 
     manual_seed(config.seed)
-    model = build_model(config.model).to(config.backend, config.dtype)
+    model = build_model(config.model, config.width).to(config.backend, config.dtype)
     opt = optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     mse = nn.MSELoss()
     state = {"epoch": 0, "batch": 0, "history": [], "iteration_losses": [], "partial": [0.0, 0],
@@ -152,6 +157,10 @@ def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
         state.update({k: meta[k] for k in state if k in meta})
         log(f"resumed from {resume}: epoch {state['epoch']}, batch {state['batch']}")
     loader = BatchLoader(train_x, config.batch_size, shuffle=True, seed=config.seed)
+    scheduler = None
+    if config.lr_schedule == "cosine":       # per batch; a function of the step count only
+        scheduler = optim.CosineAnnealingLR(opt, T_max=config.epochs * len(loader),
+                                            last_epoch=state["epoch"] * len(loader) + state["batch"])
     log_every = config.log_every or (1 if config.backend == "numpy" else 20)
     log(f"model '{config.model}' on {config.backend}/{config.dtype}:\n"
         + summary(model, (1, 1, 28, 28), config.dtype))
@@ -231,6 +240,8 @@ def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
                 loss = mse(model(noisy), clean)
                 model.backward(mse.backward())
                 opt.step()
+                if scheduler is not None:
+                    scheduler.step()
                 pending.append((loss, len(clean)))
                 seen += len(clean)
                 state["batch"] = b + 1

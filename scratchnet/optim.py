@@ -15,7 +15,7 @@ from .nn.module import Parameter
 
 Array = Any
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "CosineAnnealingLR"]
 
 
 def _check_range(name: str, value: float, low: float, high: float | None = None,
@@ -219,3 +219,36 @@ class AdamW(Adam):
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+class CosineAnnealingLR:
+    """Cosine decay of every group's learning rate from its initial value to ``eta_min``.
+
+    After ``k`` calls of ``step()`` (one per optimizer step, or per epoch, as you choose) the
+    learning rate is ``eta_min + (lr0 - eta_min) * (1 + cos(pi * k / T_max)) / 2``: lr0 at
+    k = 0, eta_min at k = T_max. This is PyTorch's ``CosineAnnealingLR`` in closed form, so
+    the rate depends only on ``k`` and a resumed run continues exactly (``last_epoch``).
+    """
+
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
+                 last_epoch: int = 0):
+        if not isinstance(T_max, int) or T_max < 1:
+            raise ValueError(f"CosineAnnealingLR: T_max must be a positive int, got {T_max!r}")
+        _check_range("eta_min", eta_min, 0.0)
+        self.optimizer, self.T_max, self.eta_min = optimizer, T_max, eta_min
+        self.base_lrs = [g.setdefault("initial_lr", g["lr"]) for g in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self._apply()
+
+    def get_lr(self) -> list[float]:
+        k = self.last_epoch                         # past T_max the cosine rises again, as in PyTorch
+        return [self.eta_min + (lr0 - self.eta_min) * (1 + math.cos(math.pi * k / self.T_max)) / 2
+                for lr0 in self.base_lrs]
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        self._apply()
+
+    def _apply(self) -> None:
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+            group["lr"] = lr

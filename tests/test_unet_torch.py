@@ -9,28 +9,7 @@ from test_torch_reference import norm_rel
 
 torch = pytest.importorskip("torch")
 tnn = torch.nn
-
-
-def torch_unet(w=16):
-    def block(i, o):
-        return tnn.Sequential(tnn.Conv2d(i, o, 3, padding=1), tnn.BatchNorm2d(o), tnn.ReLU(),
-                              tnn.Conv2d(o, o, 3, padding=1), tnn.BatchNorm2d(o), tnn.ReLU())
-
-    class TorchUNet(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            self.e1 = block(1, w); self.e2 = block(w, 2 * w); self.b = block(2 * w, 4 * w)  # noqa: E702
-            self.pool = tnn.MaxPool2d(2)
-            self.u2 = tnn.ConvTranspose2d(4 * w, 2 * w, 2, 2); self.d2 = block(4 * w, 2 * w)  # noqa: E702
-            self.u1 = tnn.ConvTranspose2d(2 * w, w, 2, 2); self.d1 = block(2 * w, w)  # noqa: E702
-            self.out = tnn.Conv2d(w, 1, 1)
-
-        def forward(self, x):
-            e1 = self.e1(x); e2 = self.e2(self.pool(e1)); b = self.b(self.pool(e2))  # noqa: E702
-            d2 = self.d2(torch.cat([self.u2(b), e2], 1))
-            d1 = self.d1(torch.cat([self.u1(d2), e1], 1))
-            return torch.sigmoid(self.out(d1))
-    return TorchUNet()
+from torch_models import UNet as torch_unet  # noqa: E402   (needs torch)
 
 
 def layer_vs_torch(ours, theirs, x, train=True):

@@ -1,0 +1,60 @@
+"""PyTorch twins of scratchnet's models (same layers, names and order), for the parity tests
+and the benchmarks. Imported only where torch is installed."""
+import torch
+import torch.nn as tnn
+
+
+class TorchAutoencoder(tnn.Module):
+    """decoder(encoder(x)); state-dict keys "encoder.0.weight", ... as in scratchnet."""
+
+    def __init__(self, encoder: tnn.Sequential, decoder: tnn.Sequential):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+def conv_autoencoder() -> TorchAutoencoder:
+    return TorchAutoencoder(
+        tnn.Sequential(tnn.Conv2d(1, 16, 3, stride=2, padding=1), tnn.ReLU(),
+                       tnn.Conv2d(16, 32, 3, stride=2, padding=1), tnn.ReLU(),
+                       tnn.Conv2d(32, 64, 7)),
+        tnn.Sequential(tnn.ConvTranspose2d(64, 32, 7), tnn.ReLU(),
+                       tnn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1), tnn.ReLU(),
+                       tnn.ConvTranspose2d(16, 1, 3, stride=2, padding=1, output_padding=1), tnn.Sigmoid()))
+
+
+def dense_autoencoder() -> TorchAutoencoder:
+    return TorchAutoencoder(
+        tnn.Sequential(tnn.Flatten(), tnn.Linear(784, 256), tnn.ReLU(), tnn.Linear(256, 64), tnn.ReLU()),
+        tnn.Sequential(tnn.Linear(64, 256), tnn.ReLU(), tnn.Linear(256, 784), tnn.Sigmoid(),
+                       tnn.Unflatten(1, (1, 28, 28))))
+
+
+def _block(i: int, o: int) -> tnn.Sequential:
+    return tnn.Sequential(tnn.Conv2d(i, o, 3, padding=1), tnn.BatchNorm2d(o), tnn.ReLU(),
+                          tnn.Conv2d(o, o, 3, padding=1), tnn.BatchNorm2d(o), tnn.ReLU())
+
+
+class UNet(tnn.Module):
+    """The U-Net of scratchnet.models.UNet, written the PyTorch way (one pool used twice)."""
+
+    def __init__(self, w: int = 16):
+        super().__init__()
+        self.e1, self.e2, self.b = _block(1, w), _block(w, 2 * w), _block(2 * w, 4 * w)
+        self.pool = tnn.MaxPool2d(2)
+        self.u2, self.d2 = tnn.ConvTranspose2d(4 * w, 2 * w, 2, 2), _block(4 * w, 2 * w)
+        self.u1, self.d1 = tnn.ConvTranspose2d(2 * w, w, 2, 2), _block(2 * w, w)
+        self.out = tnn.Conv2d(w, 1, 1)
+
+    def forward(self, x):
+        e1 = self.e1(x)
+        e2 = self.e2(self.pool(e1))
+        b = self.b(self.pool(e2))
+        d2 = self.d2(torch.cat([self.u2(b), e2], 1))
+        d1 = self.d1(torch.cat([self.u1(d2), e1], 1))
+        return torch.sigmoid(self.out(d1))
+
+
+MODELS = {"conv": conv_autoencoder, "dense": dense_autoencoder, "unet": UNet}
