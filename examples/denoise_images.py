@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         meta = load_checkpoint(args.checkpoint)
         config = meta["config"]
-        model = build_model(config["model"])
+        model = build_model(config["model"], config.get("width"))
         model.load_state_dict(meta["model_state"])     # a mismatch raises KeyError/ValueError
         images = np.stack([load_image(f, not args.no_invert) for f in files])[:, None]
     except (CheckpointError, ValueError, KeyError) as exc:

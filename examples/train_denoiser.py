@@ -145,6 +145,8 @@ def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser,
     values = dict(PRESETS[args.preset or "table-b"])
     values.update({k: getattr(args, k) for k in CONFIG_OPTIONS if k in explicit})
     config = Config(**{**values, "clip": not args.no_clip, "download": not args.no_download})
+    if config.model != "unet" and "width" not in explicit:
+        config.width = None                      # e.g. --preset unet --model conv
     if config.width is not None and config.model != "unet":
         parser.error(f"argument --width: only --model unet has a width, not --model {config.model}")
     if config.noise == "salt-pepper" and config.noise_factor > 1:

@@ -58,11 +58,21 @@ def test_end_to_end_run_as_a_user(real_data, tmp_path):
 
 
 @pytest.mark.realdata
-def test_resume_is_bit_identical_to_a_straight_run(real_data, tmp_path):
-    cfg = Config(data_dir=str(real_data), limit_train=256, limit_test=64, epochs=4, batch_size=32)
+@pytest.mark.parametrize("extra", [{}, {"model": "unet", "width": 4, "lr_schedule": "cosine"}],
+                         ids=["conv", "unet-cosine"])
+def test_resume_is_bit_identical_to_a_straight_run(real_data, tmp_path, extra):
+    cfg = Config(data_dir=str(real_data), limit_train=256, limit_test=64, epochs=4, batch_size=32,
+                 **extra)
     train(cfg, tmp_path / "straight", progress=False, log=lambda s: None)
-    half = Config(**{**cfg.__dict__, "epochs": 2})
-    train(half, tmp_path / "first", progress=False, log=lambda s: None)
+    if cfg.lr_schedule == "constant":          # a 2-epoch run continued to 4 epochs
+        train(Config(**{**cfg.__dict__, "epochs": 2}), tmp_path / "first", progress=False,
+              log=lambda s: None)
+    else:       # the cosine spans the planned epochs: a 4-epoch run stopped after epoch 2
+        def stop_after_epoch_2(line):
+            if line.startswith("epoch 2:"):
+                raise KeyboardInterrupt
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, tmp_path / "first", progress=False, log=stop_after_epoch_2)
     train(cfg, tmp_path / "second", resume=tmp_path / "first" / "checkpoint.npz", progress=False,
           log=lambda s: None)
     for name in OUTPUTS:                       # the resumed run's new directory is complete
@@ -73,6 +83,7 @@ def test_resume_is_bit_identical_to_a_straight_run(real_data, tmp_path):
         np.testing.assert_array_equal(a["model_state"][k], b["model_state"][k])
     assert a["history"][-1]["test_mse"] == b["history"][-1]["test_mse"]
     assert a["iteration_losses"] == b["iteration_losses"]
+    assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]    # lr schedule too
 
 
 @pytest.mark.realdata
@@ -210,3 +221,29 @@ def test_checkpoint_from_cupy_loads_on_numpy(tmp_path):
             "from scratchnet.models import conv_autoencoder\n"
             f"load_checkpoint({str(tmp_path / 'c.npz')!r}, conv_autoencoder()); print('ok')")
     assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == "ok"
+
+
+def test_resume_refuses_options_it_would_not_apply(tmp_path):
+    sn.manual_seed(0)
+    save_checkpoint(tmp_path / "c.npz", conv_autoencoder(), config={"model": "conv"})
+    r = run_script("--resume", tmp_path / "c.npz", "--model", "dense", "--lr", "0.1",
+                   "--out", tmp_path / "new")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--lr, --model cannot be changed" in r.stderr.splitlines()[-1]
+    assert not (tmp_path / "new").exists()
+
+
+def test_presets_and_explicit_options_combine():
+    sys.path.insert(0, str(ROOT / "examples"))
+    import train_denoiser as app
+    parser = app.build_parser()
+
+    def config(*argv):
+        return app.make_config(parser.parse_args(argv), parser, app.explicit_options(list(argv)))
+    c = config("--preset", "unet")
+    assert (c.model, c.width, c.lr, c.lr_schedule, c.epochs) == ("unet", 32, 2e-3, "cosine", 10)
+    c = config("--preset", "unet", "--width", "8", "--lr", "0.01")
+    assert (c.width, c.lr, c.lr_schedule) == (8, 0.01, "cosine")
+    c = config("--preset", "unet", "--model", "conv")
+    assert (c.model, c.width) == ("conv", None)
+    assert config().lr_schedule == "constant" and config().model == "conv"
