@@ -1,13 +1,30 @@
-"""Shared fixtures: every backend-parametrized test runs on NumPy, and on CuPy where a GPU is."""
+"""Shared fixtures: every backend-parametrized test runs on NumPy, and on CuPy where a GPU is.
+
+``SCRATCHNET_FAKE_CUPY=1`` puts the strict CuPy stand-in (tests/fake_cupy) in front of any
+real CuPy, for this process and the ones it starts, so the ``gpu`` tests run without a GPU.
+"""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from scratchnet import backend as B
+FAKE_CUPY = os.environ.get("SCRATCHNET_FAKE_CUPY") == "1"
+if FAKE_CUPY:
+    _stand_in = str(Path(__file__).parent / "fake_cupy")
+    sys.path.insert(0, _stand_in)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_stand_in, os.environ.get("PYTHONPATH")]))
+    os.environ["SCRATCHNET_FUSED_KERNELS"] = "0"         # the stand-in cannot run CUDA C
+
+from scratchnet import backend as B  # noqa: E402
+
+if FAKE_CUPY:
+    B.use_fused_kernels(False)
+needs_real_gpu = pytest.mark.skipif(
+    FAKE_CUPY, reason="compiles and runs CUDA C kernels: needs a real GPU, not the CuPy stand-in")
 
 BACKENDS = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu)]
 

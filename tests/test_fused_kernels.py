@@ -10,7 +10,9 @@ from scratchnet import backend, functional as F, nn, optim
 from scratchnet.models import conv_autoencoder
 from test_functional import CASES
 
-pytestmark = pytest.mark.gpu
+from conftest import needs_real_gpu
+
+pytestmark = [pytest.mark.gpu, needs_real_gpu]
 
 
 @pytest.fixture

@@ -247,3 +247,21 @@ def test_presets_and_explicit_options_combine():
     c = config("--preset", "unet", "--model", "conv")
     assert (c.model, c.width) == ("conv", None)
     assert config().lr_schedule == "constant" and config().model == "conv"
+
+
+@pytest.mark.gpu
+@pytest.mark.realdata
+def test_a_cupy_run_through_the_app_matches_the_numpy_run(real_data, tmp_path):
+    from conftest import FAKE_CUPY
+    from scratchnet.backend import is_available
+    if not is_available("cupy"):
+        pytest.skip("CuPy backend unavailable (no CuPy or no CUDA GPU)")
+    mse = {}
+    for backend in ("numpy", "cupy"):
+        r = run_script("--backend", backend, "--epochs", 1, "--limit-train", 2000, "--limit-test", 500,
+                       "--data-dir", real_data, "--out", tmp_path / backend, "--no-progress")
+        assert r.returncode == 0, r.stderr
+        mse[backend] = json.loads((tmp_path / backend / "metrics.json").read_text())["final"]["test_mse"]
+    # The stand-in draws the training noise from NumPy's stream, so only float32 rounding could
+    # differ; a real GPU draws different (Philox) noise, so the runs only agree statistically.
+    assert mse["cupy"] == pytest.approx(mse["numpy"], rel=1e-5 if FAKE_CUPY else 0.05)
