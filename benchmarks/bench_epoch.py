@@ -22,15 +22,18 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--dataset", default="mnist")
+    p.add_argument("--model", default="conv", choices=["conv", "dense", "unet"])
+    p.add_argument("--limit-train", type=int, default=None, help="first N training images only")
     args = p.parse_args()
     get_backend(args.backend)                     # imports CuPy, so machine() names the GPU
     print(machine(with_torch=False))     # PyTorch would inflate the peak memory
     with tempfile.TemporaryDirectory() as tmp:
-        m = train(Config(dataset=args.dataset, backend=args.backend, epochs=args.epochs,
-                         batch_size=args.batch_size), f"{tmp}/run", progress=False,
+        m = train(Config(dataset=args.dataset, model=args.model, backend=args.backend,
+                         epochs=args.epochs, batch_size=args.batch_size,
+                         limit_train=args.limit_train), f"{tmp}/run", progress=False,
                   log=lambda s: None)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{args.epochs} epoch(s) of {args.dataset}, batch {args.batch_size}, {args.backend}: "
+    print(f"{args.model}: {args.epochs} epoch(s) of {args.dataset}, batch {args.batch_size}, {args.backend}: "
           f"{m['train_images_per_s']:,.0f} training images/s, wall {m['wall_time_s']:.1f} s "
           f"(incl. data loading, evaluation, figures), peak RSS {peak_mb:,.0f} MiB, "
           f"final test MSE {m['final']['test_mse']:.5f}", file=sys.stdout)
