@@ -28,6 +28,7 @@ from .backend import (default_rng, get_backend, manual_seed, retain_freed_host_m
                       synchronize, to_numpy)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DATASETS, BatchLoader, add_noise, images_to_array, load_dataset
+from .evaluation import mean_ssim, predict, psnr, score_model
 from .fileio import atomic_write_text
 from .models import build_model, summary
 
@@ -75,20 +76,9 @@ class TrainingStopped(Exception):
     """Training stopped early (non-finite loss); the last good checkpoint is kept."""
 
 
-def psnr(mse: float) -> float:
-    """Peak signal-to-noise ratio in dB for images in [0, 1]: 10*log10(1/MSE)."""
-    return 10 * math.log10(1 / mse) if mse > 0 else math.inf
-
-
 def evaluate(model: nn.Module, clean: Any, noisy: Any, batch_size: int = 500) -> float:
-    """MSE of ``model(noisy)`` against ``clean`` over all pixels of the set."""
-    model.eval()
-    total = 0.0
-    for lo in range(0, len(clean), batch_size):
-        d = model(noisy[lo:lo + batch_size]) - clean[lo:lo + batch_size]
-        total += float((d * d).sum())
-    model.train()
-    return total / clean.size
+    """MSE of ``model(noisy)`` against ``clean`` over all pixels of the set (eval mode)."""
+    return score_model(model, clean, noisy, batch_size, ssim=False)["mse"]
 
 
 def _versions(backend: str) -> dict[str, str]:
@@ -120,6 +110,189 @@ class _StopFlag:
         signal.signal(signal.SIGINT, self._old)
 
 
+@dataclasses.dataclass
+class _Data:
+    """A run's data: training images on the device, the fixed noisy test set on both sides."""
+    train_x: Any
+    train_u8: numpy.ndarray
+    train_labels: numpy.ndarray
+    test_clean_host: numpy.ndarray
+    test_noisy_host: numpy.ndarray
+    test_clean: Any
+    test_noisy: Any
+    noisy_mse: float
+
+
+def _load_data(config: Config) -> _Data:
+    """Load both splits once, move the training images to the device once, and draw the noisy
+    test set from its own seed on the host (the same noisy images for every run)."""
+    xp = get_backend(config.backend)
+    train_u8, train_labels = load_dataset(config.dataset, "train", config.data_dir, config.download)
+    test_u8, _ = load_dataset(config.dataset, "test", config.data_dir, config.download)
+    train_u8, train_labels = train_u8[:config.limit_train], train_labels[:config.limit_train]
+    clean = images_to_array(test_u8[:config.limit_test], "numpy", config.dtype)
+    noisy = add_noise(config.noise, clean, config.noise_factor, config.clip,
+                      default_rng(config.test_seed, "numpy"))
+    return _Data(images_to_array(train_u8, config.backend, config.dtype), train_u8, train_labels,
+                 clean, noisy, xp.asarray(clean), xp.asarray(noisy),
+                 float(((noisy - clean) ** 2).mean(dtype="float64")))
+
+
+class _Run:
+    """One training run: model, optimizer, schedule and the state a checkpoint carries.
+
+    ``train()`` drives it: ``epoch()`` trains one epoch, ``evaluate()`` scores the test set,
+    ``checkpoint()`` and ``write_outputs()`` write the run directory.
+    """
+
+    def __init__(self, config: Config, out: Path, data: _Data, resume: str | Path | None,
+                 log: Callable[[str], None], progress: bool):
+        self.config, self.out, self.data, self.log, self.progress = config, out, data, log, progress
+        self.xp = get_backend(config.backend)
+        self.t_start = time.perf_counter()
+        manual_seed(config.seed)
+        self.model = build_model(config.model, config.width).to(config.backend, config.dtype)
+        self.opt = optim.Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.mse = nn.MSELoss()
+        self.state = {"epoch": 0, "batch": 0, "history": [], "iteration_losses": [],
+                      "partial": [0.0, 0], "train_seconds": 0.0}
+        if resume is not None:
+            meta = load_checkpoint(resume, self.model, self.opt)
+            self.state.update({k: meta[k] for k in self.state if k in meta})
+            log(f"resumed from {resume}: epoch {self.state['epoch']}, batch {self.state['batch']}")
+        self.loader = BatchLoader(data.train_x, config.batch_size, shuffle=True, seed=config.seed)
+        self.scheduler = None
+        if config.lr_schedule == "cosine":   # per batch; a function of the step count only
+            self.scheduler = optim.CosineAnnealingLR(
+                self.opt, T_max=config.epochs * len(self.loader),
+                last_epoch=self.state["epoch"] * len(self.loader) + self.state["batch"])
+        self.log_every = config.log_every or (1 if config.backend == "numpy" else 20)
+        self.title = f"{config.dataset}, {config.noise} noise x{config.noise_factor:g}"
+        self.versions = _versions(config.backend)
+
+    def step(self, clean: Any, epoch: int, b: int) -> Any:
+        """One training step on a clean batch (fresh noise from (seed, epoch, batch))."""
+        c = self.config
+        noisy = add_noise(c.noise, clean, c.noise_factor, c.clip, default_rng((c.seed, epoch, b), c.backend))
+        self.opt.zero_grad()
+        loss = self.mse(self.model(noisy), clean)
+        self.model.backward(self.mse.backward())
+        self.opt.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return loss
+
+    def epoch(self, epoch: int, stop: "_StopFlag") -> tuple[int, float]:
+        """Train one epoch (from ``state["batch"]`` when resumed mid-epoch); returns (images
+        seen, seconds). Reads the losses back every ``log_every`` batches."""
+        state, cfg = self.state, self.config
+        self.loader.epoch = epoch
+        bar = tqdm(total=len(self.loader), initial=state["batch"], desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   unit="batch", disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
+        pending: list[tuple[Any, int]] = []
+        t0, seen = time.perf_counter(), 0
+        for b, clean in enumerate(self.loader):
+            if b < state["batch"]:
+                continue                          # resumed mid-epoch: same order, skip done ones
+            pending.append((self.step(clean, epoch, b), len(clean)))
+            seen += len(clean)
+            state["batch"] = b + 1
+            if len(pending) >= self.log_every or b + 1 == len(self.loader) or stop.requested:
+                values = to_numpy(self.xp.stack([p[0] for p in pending])).astype(float)
+                if not numpy.isfinite(values).all():
+                    bar.close()
+                    self.write_outputs("stopped: non-finite loss")
+                    raise TrainingStopped(
+                        f"loss became {values[~numpy.isfinite(values)][0]} in epoch {epoch + 1}, "
+                        f"batch {b + 1}; stopped. The last good checkpoint (epoch "
+                        f"{state['epoch']}) is kept in {self.out}; try a smaller --lr")
+                state["iteration_losses"] += values.tolist()
+                state["partial"][0] += float(sum(v * n for v, (_, n) in zip(values, pending)))
+                state["partial"][1] += sum(n for _, n in pending)
+                pending.clear()
+                bar.update(len(values))
+                rate = seen / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix(loss=f"{state['partial'][0] / state['partial'][1]:.5f}",
+                                img_s=f"{rate:,.0f}", refresh=False)      # tqdm rate-limits
+            if stop.requested:
+                break
+        synchronize(self.xp)
+        bar.close()
+        return seen, time.perf_counter() - t0
+
+    def evaluate(self, epoch: int, seen: int, seconds: float, final: bool) -> None:
+        """Score the fixed noisy test set and append the epoch to the history (SSIM after the
+        last epoch only: it costs about as much as a whole GPU epoch)."""
+        d, state = self.data, self.state
+        scores = score_model(self.model, d.test_clean, d.test_noisy, ssim=final)
+        total, count = state["partial"]
+        state["history"].append({
+            "epoch": epoch + 1, "train_mse": total / count, "test_mse": scores["mse"],
+            "test_psnr": scores["psnr"], "noisy_mse": d.noisy_mse, "noisy_psnr": psnr(d.noisy_mse),
+            "seconds": seconds, "images": count, "images_per_s": seen / seconds,
+            **({"test_ssim": scores["ssim"], "noisy_ssim": mean_ssim(d.test_clean_host, d.test_noisy_host)}
+               if final else {})})
+        state.update(epoch=epoch + 1, batch=0, partial=[0.0, 0])
+
+    def checkpoint(self) -> None:
+        save_checkpoint(self.out / "checkpoint.npz", self.model, self.opt,
+                        config=dataclasses.asdict(self.config), **self.state)
+
+    def write_start_figures(self) -> None:
+        """samples.png and noise.png (also for a resumed run: it has a new directory)."""
+        cfg, d = self.config, self.data
+        idx = numpy.arange(min(32, len(d.train_u8)))
+        plotting.save_figure(plotting.plot_samples(
+            d.train_u8[idx] / 255, d.train_labels[idx], DATASETS[cfg.dataset].classes,
+            f"{cfg.dataset}: training images"), self.out / "samples.png")
+        factors = [0, 0.1, 0.25, 0.5, 0.75, 1.0]
+        one = d.test_clean_host[:1]
+        plotting.save_figure(plotting.plot_noise_levels(
+            [add_noise(cfg.noise, one, f, cfg.clip, default_rng(0, "numpy"))[0] for f in factors],
+            factors, f"{cfg.noise} noise at several factors"), self.out / "noise.png")
+
+    def write_outputs(self, status: str) -> dict[str, Any]:
+        """metrics.json, history.csv and the loss and results figures, atomically."""
+        hist, d, cfg = self.state["history"], self.data, self.config
+        metrics = {
+            "status": status, "config": dataclasses.asdict(cfg),
+            "noisy_baseline": {"mse": d.noisy_mse, "psnr": psnr(d.noisy_mse)},
+            "epochs": hist, "final": hist[-1] if hist else None,
+            "wall_time_s": time.perf_counter() - self.t_start,
+            "train_seconds": self.state["train_seconds"],
+            "train_images_per_s": (sum(h["images"] for h in hist) / self.state["train_seconds"]
+                                   if hist and self.state["train_seconds"] else None),
+            "backend": cfg.backend, "versions": self.versions}
+        atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=2))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, HISTORY_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(hist)
+        atomic_write_text(self.out / "history.csv", buf.getvalue())
+        if self.state["iteration_losses"]:
+            plotting.save_figure(plotting.plot_iteration_loss(
+                self.state["iteration_losses"], len(self.loader), f"{self.title}: training loss"),
+                self.out / "loss_iterations.png")
+        if hist:
+            plotting.save_figure(plotting.plot_epoch_loss(
+                [h["epoch"] for h in hist], [h["train_mse"] for h in hist],
+                [h["test_mse"] for h in hist], d.noisy_mse, f"{self.title}: loss per epoch"),
+                self.out / "loss_epochs.png")
+            n = min(10, len(d.test_clean))
+            last = hist[-1]
+            ssim = f", SSIM {last['test_ssim']:.3f}" if "test_ssim" in last else ""
+            plotting.save_figure(plotting.plot_results(
+                d.test_clean_host[:n], d.test_noisy_host[:n], predict(self.model, d.test_noisy[:n]),
+                f"{self.title}; epoch {last['epoch']}: test MSE {last['test_mse']:.4f} "
+                f"({last['test_psnr']:.1f} dB{ssim}), noisy {d.noisy_mse:.4f}"),
+                self.out / "results.png")
+        return metrics
+
+
+HISTORY_FIELDS = ["epoch", "train_mse", "test_mse", "test_psnr", "test_ssim", "noisy_mse",
+                  "noisy_psnr", "noisy_ssim", "seconds", "images_per_s"]
+
+
 def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
           log: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
     """Run (or continue) training and write every output into ``out_dir``.
@@ -130,165 +303,36 @@ def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
         TrainingStopped: the loss became NaN/inf (outputs and last good checkpoint kept).
         KeyboardInterrupt: after Ctrl-C, once the checkpoint was written.
     """
-    out = Path(out_dir)
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; expected one of {LR_SCHEDULES}")
-    xp = get_backend(config.backend)
+    get_backend(config.backend)
     retain_freed_host_memory()        # reuse the step's large temporaries (see its docstring)
-    spec = DATASETS[config.dataset]
-    t_start = time.perf_counter()
-
-    # Data: loaded once, moved to the device once.
-    train_u8, train_labels = load_dataset(config.dataset, "train", config.data_dir, config.download)
-    test_u8, _ = load_dataset(config.dataset, "test", config.data_dir, config.download)
-    train_u8, train_labels = train_u8[:config.limit_train], train_labels[:config.limit_train]
-    test_u8 = test_u8[:config.limit_test]
-    train_x = images_to_array(train_u8, config.backend, config.dtype)
-    test_clean_host = images_to_array(test_u8, "numpy", config.dtype)
-    test_noisy_host = add_noise(config.noise, test_clean_host, config.noise_factor, config.clip,
-                                default_rng(config.test_seed, "numpy"))
-    test_clean, test_noisy = xp.asarray(test_clean_host), xp.asarray(test_noisy_host)
-    noisy_mse = float(((test_noisy_host - test_clean_host) ** 2).mean(dtype="float64"))
-
-    manual_seed(config.seed)
-    model = build_model(config.model, config.width).to(config.backend, config.dtype)
-    opt = optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    mse = nn.MSELoss()
-    state = {"epoch": 0, "batch": 0, "history": [], "iteration_losses": [], "partial": [0.0, 0],
-             "train_seconds": 0.0}
-    if resume is not None:
-        meta = load_checkpoint(resume, model, opt)
-        state.update({k: meta[k] for k in state if k in meta})
-        log(f"resumed from {resume}: epoch {state['epoch']}, batch {state['batch']}")
-    loader = BatchLoader(train_x, config.batch_size, shuffle=True, seed=config.seed)
-    scheduler = None
-    if config.lr_schedule == "cosine":       # per batch; a function of the step count only
-        scheduler = optim.CosineAnnealingLR(opt, T_max=config.epochs * len(loader),
-                                            last_epoch=state["epoch"] * len(loader) + state["batch"])
-    log_every = config.log_every or (1 if config.backend == "numpy" else 20)
+    data = _load_data(config)
+    run = _Run(config, Path(out_dir), data, resume, log, progress)
     log(f"model '{config.model}' on {config.backend}/{config.dtype}:\n"
-        + summary(model, (1, 1, 28, 28), config.dtype))
-    log(f"data: {config.dataset}, {len(train_x)} train / {len(test_clean)} test images; noise "
-        f"{config.noise} x{config.noise_factor} ({'clipped to [0, 1]' if config.clip else 'unclipped'}); "
-        f"noisy-input test MSE {noisy_mse:.5f} ({psnr(noisy_mse):.2f} dB)")
-
-    title = f"{config.dataset}, {config.noise} noise x{config.noise_factor:g}"
-    idx = numpy.arange(min(32, len(train_u8)))       # also for a resumed run: a new directory
-    plotting.save_figure(plotting.plot_samples(train_u8[idx] / 255, train_labels[idx],
-                                               spec.classes, f"{config.dataset}: training images"),
-                         out / "samples.png")
-    factors = [0, 0.1, 0.25, 0.5, 0.75, 1.0]
-    one = test_clean_host[:1]
-    plotting.save_figure(plotting.plot_noise_levels(
-        [add_noise(config.noise, one, f, config.clip, default_rng(0, "numpy"))[0] for f in factors],
-        factors, f"{config.noise} noise at several factors"), out / "noise.png")
-    versions = _versions(config.backend)
-
-    def write_outputs(status: str) -> dict[str, Any]:
-        hist = state["history"]
-        wall = time.perf_counter() - t_start
-        metrics = {
-            "status": status, "config": dataclasses.asdict(config),
-            "noisy_baseline": {"mse": noisy_mse, "psnr": psnr(noisy_mse)},
-            "epochs": hist, "final": hist[-1] if hist else None,
-            "wall_time_s": wall, "train_seconds": state["train_seconds"],
-            "train_images_per_s": (sum(h["images"] for h in hist) / state["train_seconds"]
-                                   if hist and state["train_seconds"] else None),
-            "backend": config.backend, "versions": versions}
-        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-        buf = io.StringIO()
-        fields = ["epoch", "train_mse", "test_mse", "test_psnr", "noisy_mse", "noisy_psnr",
-                  "seconds", "images_per_s"]
-        writer = csv.DictWriter(buf, fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(hist)
-        atomic_write_text(out / "history.csv", buf.getvalue())
-        if state["iteration_losses"]:
-            plotting.save_figure(plotting.plot_iteration_loss(
-                state["iteration_losses"], len(loader), f"{title}: training loss"),
-                out / "loss_iterations.png")
-        if hist:
-            plotting.save_figure(plotting.plot_epoch_loss(
-                [h["epoch"] for h in hist], [h["train_mse"] for h in hist],
-                [h["test_mse"] for h in hist], noisy_mse, f"{title}: loss per epoch"),
-                out / "loss_epochs.png")
-            n = min(10, len(test_clean))
-            denoised = to_numpy(model.eval()(test_noisy[:n]))
-            model.train()
-            last = hist[-1]
-            plotting.save_figure(plotting.plot_results(
-                test_clean_host[:n], test_noisy_host[:n], denoised,
-                f"{title}; epoch {last['epoch']}: test MSE {last['test_mse']:.4f} "
-                f"({last['test_psnr']:.1f} dB), noisy {noisy_mse:.4f}"), out / "results.png")
-        return metrics
-
-    def checkpoint() -> None:
-        save_checkpoint(out / "checkpoint.npz", model, opt, config=dataclasses.asdict(config),
-                        **{k: state[k] for k in state})
-
+        + summary(run.model, (1, 1, 28, 28), config.dtype))
+    log(f"data: {config.dataset}, {len(data.train_x)} train / {len(data.test_clean)} test images; "
+        f"noise {config.noise} x{config.noise_factor} "
+        f"({'clipped to [0, 1]' if config.clip else 'unclipped'}); noisy-input test MSE "
+        f"{data.noisy_mse:.5f} ({psnr(data.noisy_mse):.2f} dB)")
+    run.write_start_figures()
     metrics = None
     with _StopFlag() as stop:
-        for epoch in range(state["epoch"], config.epochs):
-            loader.epoch = epoch
-            bar = tqdm(total=len(loader), initial=state["batch"], desc=f"epoch {epoch + 1}/{config.epochs}",
-                       unit="batch", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-            pending: list[tuple[Any, int]] = []
-            t0 = time.perf_counter()
-            seen = 0
-            for b, clean in enumerate(loader):
-                if b < state["batch"]:
-                    continue                      # resumed mid-epoch: same order, skip done ones
-                noisy = add_noise(config.noise, clean, config.noise_factor, config.clip,
-                                  default_rng((config.seed, epoch, b), config.backend))
-                opt.zero_grad()
-                loss = mse(model(noisy), clean)
-                model.backward(mse.backward())
-                opt.step()
-                if scheduler is not None:
-                    scheduler.step()
-                pending.append((loss, len(clean)))
-                seen += len(clean)
-                state["batch"] = b + 1
-                if len(pending) >= log_every or b + 1 == len(loader) or stop.requested:
-                    values = to_numpy(xp.stack([p[0] for p in pending])).astype(float)
-                    if not numpy.isfinite(values).all():
-                        bar.close()
-                        write_outputs("stopped: non-finite loss")
-                        raise TrainingStopped(
-                            f"loss became {values[~numpy.isfinite(values)][0]} in epoch {epoch + 1}, "
-                            f"batch {b + 1}; stopped. The last good checkpoint (epoch "
-                            f"{state['epoch']}) is kept in {out}; try a smaller --lr")
-                    state["iteration_losses"] += values.tolist()
-                    state["partial"][0] += float(sum(v * n for v, (_, n) in zip(values, pending)))
-                    state["partial"][1] += sum(n for _, n in pending)
-                    pending.clear()
-                    bar.update(len(values))
-                    rate = seen / max(time.perf_counter() - t0, 1e-9)
-                    bar.set_postfix(loss=f"{state['partial'][0] / state['partial'][1]:.5f}",
-                                    img_s=f"{rate:,.0f}", refresh=False)  # tqdm rate-limits
-                if stop.requested:
-                    break
-            synchronize(xp)
-            seconds = time.perf_counter() - t0
-            state["train_seconds"] += seconds
-            bar.close()
+        for epoch in range(run.state["epoch"], config.epochs):
+            seen, seconds = run.epoch(epoch, stop)
+            run.state["train_seconds"] += seconds
             if stop.requested:
-                checkpoint()
-                write_outputs("interrupted")
-                log(f"interrupted in epoch {epoch + 1} after batch {state['batch']}; checkpoint "
-                    f"saved: continue with --resume {out / 'checkpoint.npz'}")
+                run.checkpoint()
+                run.write_outputs("interrupted")
+                log(f"interrupted in epoch {epoch + 1} after batch {run.state['batch']}; checkpoint "
+                    f"saved: continue with --resume {run.out / 'checkpoint.npz'}")
                 raise KeyboardInterrupt
-            test_mse = evaluate(model, test_clean, test_noisy)
-            total, count = state["partial"]
-            state["history"].append({
-                "epoch": epoch + 1, "train_mse": total / count, "test_mse": test_mse,
-                "test_psnr": psnr(test_mse), "noisy_mse": noisy_mse, "noisy_psnr": psnr(noisy_mse),
-                "seconds": seconds, "images": count, "images_per_s": seen / seconds})
-            state.update(epoch=epoch + 1, batch=0, partial=[0.0, 0])
-            checkpoint()
-            metrics = write_outputs("running" if epoch + 1 < config.epochs else "finished")
-            log(f"epoch {epoch + 1}: train MSE {total / count:.5f}, test MSE {test_mse:.5f} "
-                f"({psnr(test_mse):.2f} dB) vs noisy {noisy_mse:.5f} ({psnr(noisy_mse):.2f} dB), "
+            run.evaluate(epoch, seen, seconds, final=epoch + 1 == config.epochs)
+            run.checkpoint()
+            metrics = run.write_outputs("running" if epoch + 1 < config.epochs else "finished")
+            h = run.state["history"][-1]
+            log(f"epoch {epoch + 1}: train MSE {h['train_mse']:.5f}, test MSE {h['test_mse']:.5f} "
+                f"({h['test_psnr']:.2f} dB)" + (f", SSIM {h['test_ssim']:.3f}" if "test_ssim" in h else "")
+                + f" vs noisy {data.noisy_mse:.5f} ({psnr(data.noisy_mse):.2f} dB), "
                 f"{seen / seconds:,.0f} images/s")
-    return metrics if metrics is not None else write_outputs("finished")
-
+    return metrics if metrics is not None else run.write_outputs("finished")
