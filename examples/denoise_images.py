@@ -20,9 +20,8 @@ from PIL import Image, UnidentifiedImageError
 
 from scratchnet import plotting
 from scratchnet.backend import default_rng, get_backend, to_numpy
-from scratchnet.checkpoint import CheckpointError, load_checkpoint
+from scratchnet.checkpoint import CheckpointError, load_model
 from scratchnet.data import add_noise
-from scratchnet.models import build_model
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 
@@ -65,10 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("no images found in the given inputs")
 
     try:
-        meta = load_checkpoint(args.checkpoint)
+        model, meta = load_model(args.checkpoint)
         config = meta["config"]
-        model = build_model(config["model"], config.get("width"))
-        model.load_state_dict(meta["model_state"])     # a mismatch raises KeyError/ValueError
         images = np.stack([load_image(f, not args.no_invert) for f in files])[:, None]
     except (CheckpointError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)

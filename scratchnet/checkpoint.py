@@ -20,7 +20,7 @@ from .fileio import atomic_write
 from .nn.module import Module
 from .optim import Optimizer
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint"]
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "load_model"]
 
 
 class CheckpointError(Exception):
@@ -96,3 +96,27 @@ def load_checkpoint(path: str | os.PathLike, model: Module | None = None,
         except (ValueError, IndexError) as exc:
             raise CheckpointError(f"checkpoint {path}: optimizer state does not fit ({exc})") from None
     return meta
+
+
+def load_model(path: str | os.PathLike) -> tuple[Module, dict[str, Any]]:
+    """Rebuild the model a training checkpoint describes and load its weights.
+
+    Returns:
+        (model, meta): the model (host, float32 unless saved otherwise, in training mode) and
+        the checkpoint's meta dict (``meta["config"]`` is the run's configuration).
+    Raises:
+        CheckpointError: unreadable, not written by a training run, or not fitting its model.
+    """
+    from .models import build_model             # models build on nn; imported late on purpose
+    meta = load_checkpoint(path)
+    config = meta.get("config")
+    if not isinstance(config, dict) or "model" not in config:
+        raise CheckpointError(f"checkpoint {path} has no run configuration (it was not written by "
+                              "examples/train_denoiser.py)")
+    try:
+        model = build_model(config["model"], config.get("width"))
+        model.load_state_dict(meta["model_state"])
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} does not fit its model '{config['model']}': "
+                              f"{exc.args[0] if exc.args else exc}") from None
+    return model, meta

@@ -13,7 +13,7 @@ import numpy  # noqa: E402
 from .fileio import atomic_write  # noqa: E402
 
 __all__ = ["save_figure", "plot_samples", "plot_noise_levels", "plot_iteration_loss",
-           "plot_epoch_loss", "plot_results"]
+           "plot_epoch_loss", "plot_results", "plot_quality_vs_noise", "plot_image_grid"]
 
 
 def save_figure(fig: Any, path: str | os.PathLike) -> None:
@@ -111,20 +111,53 @@ def plot_results(clean: numpy.ndarray, noisy: numpy.ndarray, denoised: numpy.nda
     The images are tiled into one mosaic (white gaps between them) and shown once: one
     image on one axes draws about five times faster than a grid of 3*n axes.
     """
-    rows = [("clean", clean), ("noisy", noisy), ("denoised", denoised)]
-    n, (h, w), gap = len(clean), clean.shape[-2:], 2
-    mosaic = numpy.full((3 * h + 2 * gap, n * w + (n - 1) * gap), numpy.nan)
+    return plot_image_grid([("clean", clean), ("noisy", noisy), ("denoised", denoised)], title)
+
+
+def plot_image_grid(rows: Sequence[tuple[str, Sequence[numpy.ndarray]]], title: str,
+                    column_titles: Sequence[str] | None = None) -> Any:
+    """Labelled rows of equally sized images, tiled into one mosaic (white gaps) and shown once:
+    one image on one axes draws about five times faster than a grid of axes."""
+    n = max(len(images) for _, images in rows)
+    h, w = numpy.asarray(rows[0][1][0]).shape[-2:]
+    gap = 2
+    mosaic = numpy.full((len(rows) * (h + gap) - gap, n * (w + gap) - gap), numpy.nan)
     for r, (_, images) in enumerate(rows):
-        for c in range(n):
+        for c, image in enumerate(images):
             top, left = r * (h + gap), c * (w + gap)
-            mosaic[top:top + h, left:left + w] = images[c].reshape(h, w)
-    fig, ax = plt.subplots(figsize=(1.3 * n, 4.0))
+            mosaic[top:top + h, left:left + w] = numpy.asarray(image).reshape(h, w)
+    fig, ax = plt.subplots(figsize=(1.3 * n + 1.0, 1.3 * len(rows) + 0.6))
     ax.imshow(mosaic, cmap=plt.get_cmap("gray").with_extremes(bad="white"), vmin=0, vmax=1)
-    ax.set_xticks([])
-    ax.set_yticks([r * (h + gap) + h / 2 for r in range(3)], [name for name, _ in rows],
-                  fontsize=10)
+    ax.set_yticks([r * (h + gap) + h / 2 for r in range(len(rows))], [name for name, _ in rows],
+                  fontsize=9)
+    if column_titles is None:
+        ax.set_xticks([])
+    else:
+        ax.set_xticks([c * (w + gap) + w / 2 for c in range(n)], list(column_titles), fontsize=9)
+        ax.xaxis.tick_top()
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_quality_vs_noise(curves: Sequence[dict], noise: str, title: str) -> Any:
+    """PSNR and SSIM against the noise level: one line per curve.
+
+    Args:
+        curves: dicts with "label", "factors", "psnr", "ssim" and optionally "dashed" (the
+            noisy inputs).
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for curve in curves:
+        style = dict(ls="--", marker="x") if curve.get("dashed") else dict(marker="o")
+        left.plot(curve["factors"], curve["psnr"], label=curve["label"], **style)
+        right.plot(curve["factors"], curve["ssim"], label=curve["label"], **style)
+    for ax, name in ((left, "PSNR (dB)"), (right, "mean SSIM")):
+        ax.set_xlabel(f"{noise} noise factor")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    right.legend(fontsize=8, loc="best")
     fig.suptitle(title)
     return fig

@@ -1,0 +1,218 @@
+#!/usr/bin/env python
+"""Score trained denoisers across a sweep of noise levels (MSE, PSNR, SSIM) and compare them.
+
+    python examples/evaluate_denoiser.py runs/mnist-a/checkpoint.npz runs/mnist-b/checkpoint.npz
+    python examples/evaluate_denoiser.py CKPT --noise salt-pepper --factors 0.05,0.1,0.2
+    python examples/evaluate_denoiser.py CKPT --limit-test 1000 --backend cupy
+
+Every model sees the *same* noisy images at a given level: they are drawn on the host from the
+training runs' fixed test seed (1234), whatever the checkpoint, so differences between models
+are paired; the level only scales the same draws (Gaussian, speckle) or thresholds the same
+uniform numbers (salt-and-pepper). At a model's training factor the noisy test set is the very
+one its run was scored on. Each checkpoint is scored on its own dataset's test split unless
+--dataset names one for all; the figures label every model with its dataset.
+
+Writes into a new directory: sweep.csv, sweep.json, quality_vs_noise.png (PSNR and SSIM against
+the level) and examples_vs_noise.png (one test image across the levels: noisy and each model).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from scratchnet import plotting
+from scratchnet.backend import BackendUnavailableError, default_rng, get_backend
+from scratchnet.checkpoint import CheckpointError, load_model
+from scratchnet.data import DATASETS, NOISES, DatasetError, add_noise, images_to_array, load_dataset
+from scratchnet.evaluation import predict, score_images, score_model
+from scratchnet.fileio import atomic_write_text
+
+DEFAULT_FACTORS = {"gaussian": [0.1, 0.25, 0.5, 0.75, 1.0], "speckle": [0.1, 0.25, 0.5, 0.75, 1.0],
+                   "salt-pepper": [0.05, 0.1, 0.2, 0.3, 0.5]}
+TEST_SEED = 1234                           # the training runs' fixed noisy test set
+FIELDS = ["model", "dataset", "noise", "factor", "mse", "psnr", "ssim", "checkpoint"]
+
+
+def factor_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(0 <= v < float("inf") for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of numbers >= 0 such as 0.1,0.25,0.5; got {text!r}")
+    return sorted(set(values))
+
+
+@dataclasses.dataclass
+class Entry:
+    """One checkpoint to score: its model, label and the dataset it is scored on."""
+    path: Path
+    model: object
+    config: dict
+    dataset: str
+
+    @property
+    def label(self) -> str:
+        width = f" w{self.config['width']}" if self.config.get("width") else ""
+        return f"{self.path.parent.name}: {self.config['model']}{width} ({self.dataset})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
+                   help="checkpoint.npz files written by train_denoiser.py")
+    p.add_argument("--dataset", choices=sorted(DATASETS), default=None,
+                   help="score every model on this dataset's test split (default: each its own)")
+    p.add_argument("--noise", choices=sorted(NOISES), default=None,
+                   help="kind of noise (default: the checkpoints' own, when they agree)")
+    p.add_argument("--factors", type=factor_list, default=None,
+                   help="comma-separated noise levels (default: 0.1,0.25,0.5,0.75,1 for "
+                        "gaussian and speckle, 0.05,0.1,0.2,0.3,0.5 for salt-pepper; the "
+                        "checkpoints' training factors are always added)")
+    p.add_argument("--no-clip", action="store_true", help="do not clip noisy images to [0, 1]")
+    p.add_argument("--limit-test", type=int, default=None, help="score the first N test images only")
+    p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="array backend")
+    p.add_argument("--batch-size", type=int, default=500, help="images per forward pass")
+    p.add_argument("--example-index", type=int, default=0,
+                   help="which test image examples_vs_noise.png shows")
+    p.add_argument("--data-dir", default=None, help="folder with mnist/ and fashion-mnist/")
+    p.add_argument("--no-download", action="store_true", help="never download missing data")
+    p.add_argument("--out", default=None,
+                   help="directory to create (must not exist) [default: runs/eval-<time>]")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def load_entries(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[Entry]:
+    entries = []
+    for path in map(Path, args.checkpoints):
+        try:
+            model, meta = load_model(path)
+        except CheckpointError as exc:
+            parser.error(f"argument CHECKPOINT: {exc}")
+        model.to(args.backend, "float32")
+        entries.append(Entry(path, model, meta["config"], args.dataset or meta["config"]["dataset"]))
+    return entries
+
+
+def plan(args: argparse.Namespace, entries: list[Entry], parser: argparse.ArgumentParser
+         ) -> tuple[str, list[float]]:
+    kinds = {e.config.get("noise", "gaussian") for e in entries}
+    noise = args.noise or (kinds.pop() if len(kinds) == 1 else None)
+    if noise is None:
+        parser.error(f"argument --noise: the checkpoints were trained with different noise kinds "
+                     f"({', '.join(sorted(kinds))}); choose one")
+    factors = set(args.factors or DEFAULT_FACTORS[noise])
+    factors |= {float(e.config["noise_factor"]) for e in entries if e.config.get("noise") == noise}
+    if noise == "salt-pepper" and max(factors) > 1:
+        parser.error(f"argument --factors: salt-pepper takes fractions <= 1, got {max(factors):g}")
+    return noise, sorted(factors)
+
+
+def sweep(args: argparse.Namespace, entries: list[Entry], noise: str, factors: list[float]
+          ) -> tuple[list[dict], dict]:
+    """Score every entry at every level; returns the rows and, per dataset, the example image
+    across the levels (noisy and each model's output)."""
+    xp = get_backend(args.backend)
+    datasets = sorted({e.dataset for e in entries})
+    total = sum(len(factors) * (1 + sum(e.dataset == d for e in entries)) for d in datasets)
+    bar = tqdm(total=total, unit="set", disable=args.no_progress, file=sys.stderr)
+    rows, examples = [], {}
+    for dataset in datasets:
+        images, _ = load_dataset(dataset, "test", args.data_dir, not args.no_download)
+        clean = images_to_array(images[:args.limit_test], "numpy", "float32")
+        clean_dev = xp.asarray(clean)
+        mine = [e for e in entries if e.dataset == dataset]
+        k = min(args.example_index, len(clean) - 1)
+        examples[dataset] = {"noisy": [], **{e.label: [] for e in mine}}
+        for f in factors:
+            noisy = add_noise(noise, clean, f, not args.no_clip, default_rng(TEST_SEED, "numpy"))
+            rows.append({"model": "noisy input", "dataset": dataset, "noise": noise, "factor": f,
+                         **score_images(clean, noisy), "checkpoint": ""})
+            examples[dataset]["noisy"].append(noisy[k])
+            bar.update()
+            noisy_dev = xp.asarray(noisy)
+            for e in mine:
+                scores = score_model(e.model, clean_dev, noisy_dev, args.batch_size)
+                rows.append({"model": e.label, "dataset": dataset, "noise": noise, "factor": f,
+                             **scores, "checkpoint": str(e.path)})
+                examples[dataset][e.label].append(predict(e.model, noisy_dev[k:k + 1])[0])
+                bar.update()
+    bar.close()
+    return rows, examples
+
+
+def write_outputs(out: Path, args: argparse.Namespace, rows: list[dict], examples: dict,
+                  noise: str, factors: list[float], wall: float) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "sweep.csv", buf.getvalue())
+    atomic_write_text(out / "sweep.json", json.dumps(
+        {"noise": noise, "factors": factors, "clip": not args.no_clip, "test_seed": TEST_SEED,
+         "limit_test": args.limit_test, "backend": args.backend, "checkpoints": args.checkpoints,
+         "wall_time_s": wall, "rows": rows}, indent=2))
+    curves = {}
+    for r in rows:
+        label = r["model"] if r["model"] != "noisy input" else f"noisy input ({r['dataset']})"
+        c = curves.setdefault(label, {"label": label, "factors": [], "psnr": [], "ssim": [],
+                                      "dashed": r["model"] == "noisy input"})
+        for key in ("factors", "psnr", "ssim"):
+            c[key].append(r["factor" if key == "factors" else key])
+    plotting.save_figure(plotting.plot_quality_vs_noise(
+        list(curves.values()), noise, f"denoisers against {noise} noise "
+        f"({'clipped' if not args.no_clip else 'unclipped'}; same noisy images for every model)"),
+        out / "quality_vs_noise.png")
+    grid = [(f"{label} ({dataset})" if label == "noisy" else label, images)
+            for dataset, block in examples.items() for label, images in block.items()]
+    plotting.save_figure(plotting.plot_image_grid(
+        grid, f"test image {args.example_index} across {noise} noise levels",
+        [f"{f:g}" for f in factors]), out / "examples_vs_noise.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("limit_test", "batch_size"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"argument --{name.replace('_', '-')}: expected a positive integer")
+    out = Path(args.out or f"runs/eval-{time.strftime('%Y%m%d-%H%M%S')}")
+    if out.exists():
+        parser.error(f"argument --out: {out} already exists; choose a new directory")
+    try:
+        get_backend(args.backend)
+    except BackendUnavailableError as exc:
+        parser.error(f"argument --backend: {exc}")
+    entries = load_entries(args, parser)                # everything is checked before writing
+    noise, factors = plan(args, entries, parser)
+    t0 = time.perf_counter()
+    try:
+        rows, examples = sweep(args, entries, noise, factors)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    out.mkdir(parents=True)
+    write_outputs(out, args, rows, examples, noise, factors, time.perf_counter() - t0)
+    width = max(len(r["model"]) for r in rows) + 2
+    print(f"{'model':<{width}}{'factor':>7}{'MSE':>10}{'PSNR':>8}{'SSIM':>7}")
+    for r in rows:
+        print(f"{r['model']:<{width}}{r['factor']:>7g}{r['mse']:>10.5f}{r['psnr']:>8.2f}{r['ssim']:>7.3f}")
+    print(f"{len(rows)} scores in {time.perf_counter() - t0:.1f} s; outputs in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
