@@ -22,6 +22,7 @@ from scratchnet import plotting
 from scratchnet.backend import default_rng, get_backend, to_numpy
 from scratchnet.checkpoint import CheckpointError, load_model
 from scratchnet.data import add_noise
+from scratchnet.fileio import WriteError
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 
@@ -63,27 +64,46 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         p.error("no images found in the given inputs")
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        p.error(f"argument --out: {out} exists and is not a folder")
     try:
         model, meta = load_model(args.checkpoint)
-        config = meta["config"]
-        images = np.stack([load_image(f, not args.no_invert) for f in files])[:, None]
-    except (CheckpointError, ValueError, KeyError) as exc:
+    except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    config = meta["config"]
+    readable, images, failed = [], [], []
+    for f in files:                                   # every unreadable file is named, once
+        try:
+            images.append(load_image(f, not args.no_invert))
+            readable.append(f)
+        except ValueError as exc:
+            failed.append(f)
+            print(f"error: {exc}", file=sys.stderr)
+    if not readable:
         return 1
     xp = get_backend(args.backend)
     model.to(args.backend).eval()
-    x = xp.asarray(images)
+    x = xp.asarray(np.stack(images)[:, None])
     shown = add_noise(config["noise"], x, args.noise_factor, True, default_rng(args.seed, args.backend)) \
         if args.noise_factor > 0 else x
     denoised = to_numpy(model(shown))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for f, clean, noisy, den in zip(files, images, to_numpy(shown), denoised):
-        fig = plotting.plot_results(clean[None], noisy[None], den[None],
-                                    f"{f.name}" + (f" + noise x{args.noise_factor:g}" if args.noise_factor else ""))
-        target = out / f"{f.stem}_denoised.png"
-        plotting.save_figure(fig, target)
-        print(target)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for f, clean, noisy, den in zip(readable, to_numpy(x), to_numpy(shown), denoised):
+            fig = plotting.plot_results(clean[None], noisy[None], den[None],
+                                        f"{f.name}" + (f" + noise x{args.noise_factor:g}" if args.noise_factor else ""))
+            target = out / f"{f.stem}_denoised.png"
+            plotting.save_figure(fig, target)
+            print(target)
+    except (OSError, WriteError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if failed:
+        print(f"{len(failed)} of {len(files)} inputs could not be read; the other "
+              f"{len(readable)} were denoised into {out}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -34,7 +34,7 @@ from scratchnet.backend import BackendUnavailableError, default_rng, get_backend
 from scratchnet.checkpoint import CheckpointError, load_model
 from scratchnet.data import DATASETS, NOISES, DatasetError, add_noise, images_to_array, load_dataset
 from scratchnet.evaluation import predict, score_images, score_model
-from scratchnet.fileio import atomic_write_text
+from scratchnet.fileio import WriteError, atomic_write_text
 
 DEFAULT_FACTORS = {"gaussian": [0.1, 0.25, 0.5, 0.75, 1.0], "speckle": [0.1, 0.25, 0.5, 0.75, 1.0],
                    "salt-pepper": [0.05, 0.1, 0.2, 0.3, 0.5]}
@@ -204,8 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    out.mkdir(parents=True)
-    write_outputs(out, args, rows, examples, noise, factors, time.perf_counter() - t0)
+    try:
+        out.mkdir(parents=True)
+        write_outputs(out, args, rows, examples, noise, factors, time.perf_counter() - t0)
+    except (OSError, WriteError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     width = max(len(r["model"]) for r in rows) + 2
     print(f"{'model':<{width}}{'factor':>7}{'MSE':>10}{'PSNR':>8}{'SSIM':>7}")
     for r in rows:

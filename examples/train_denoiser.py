@@ -51,11 +51,20 @@ def positive_float(text: str) -> float:
     return value
 
 
+class OneDefaultFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's real default once: not for flags, not where the help names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or "[default:" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = Config()
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=OneDefaultFormatter)
     presets = "; ".join(f"'{name}': " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in values.items())
                         for name, values in PRESETS.items())
     p.add_argument("--preset", choices=sorted(PRESETS),
@@ -103,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use only the first N test images (quick runs)")
     p.add_argument("--resume", default=None, metavar="CHECKPOINT",
                    help="continue a run from its checkpoint.npz with its own configuration; "
-                        "only --epochs, --backend, --data-dir and --out apply. Writes a new run "
+                        "only --epochs, --backend, --data-dir, --no-download, --out and "
+                        "--no-progress apply (any other option is refused). Writes a new run "
                         "directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p

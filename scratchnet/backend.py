@@ -103,13 +103,14 @@ def to_backend(x: Any, name: str | types.ModuleType) -> Any:
 
 
 def as_dtype(dtype: Any) -> numpy.dtype:
-    """Normalise a dtype spec ('float32', numpy.float64, ...) to a floating numpy dtype."""
+    """Normalise a dtype spec ('float32', numpy.float64, ...) to float32 or float64, the two
+    precisions scratchnet trains in (float16 would overflow and underflow in plain array code)."""
     try:
         dt = numpy.dtype(dtype)
     except TypeError:
         raise TypeError(f"unknown dtype {dtype!r}; expected 'float32' or 'float64'") from None
-    if dt.kind != "f":
-        raise TypeError(f"dtype {dt} is not a floating type; expected 'float32' or 'float64'")
+    if dt not in (numpy.float32, numpy.float64):
+        raise TypeError(f"dtype {dt} is not supported; expected 'float32' or 'float64'")
     return dt
 
 

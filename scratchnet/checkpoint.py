@@ -63,6 +63,13 @@ def load_checkpoint(path: str | os.PathLike, model: Module | None = None,
         CheckpointError: unreadable file, or a model/optimizer it does not fit.
     """
     path = Path(path)
+    if path.is_file() and not zipfile.is_zipfile(path):
+        with open(path, "rb") as fh:
+            damaged = fh.read(4) == b"PK\x03\x04"        # a zip's start, but no end: cut short
+        raise CheckpointError(
+            f"checkpoint {path} is not a readable scratchnet checkpoint (a truncated or damaged "
+            ".npz archive)" if damaged else f"checkpoint {path} is not an .npz archive "
+            "(expected a checkpoint.npz written by examples/train_denoiser.py)")
     try:
         with numpy.load(path, allow_pickle=False) as f:
             files = {k: f[k] for k in f.files}

@@ -29,7 +29,7 @@ from .backend import (default_rng, get_backend, manual_seed, retain_freed_host_m
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DATASETS, BatchLoader, add_noise, images_to_array, load_dataset
 from .evaluation import mean_ssim, predict, psnr, score_model
-from .fileio import atomic_write_text
+from .fileio import WriteError, atomic_write_text
 from .models import build_model, summary
 
 __all__ = ["Config", "TrainingStopped", "train", "evaluate", "psnr", "PRESETS", "LR_SCHEDULES"]
@@ -156,9 +156,11 @@ class _Run:
         self.mse = nn.MSELoss()
         self.state = {"epoch": 0, "batch": 0, "history": [], "iteration_losses": [],
                       "partial": [0.0, 0], "train_seconds": 0.0}
+        self.last_checkpoint: tuple[Path, int] | None = None     # (file, epoch) to resume from
         if resume is not None:
             meta = load_checkpoint(resume, self.model, self.opt)
             self.state.update({k: meta[k] for k in self.state if k in meta})
+            self.last_checkpoint = (Path(resume), self.state["epoch"])
             log(f"resumed from {resume}: epoch {self.state['epoch']}, batch {self.state['batch']}")
         self.loader = BatchLoader(data.train_x, config.batch_size, shuffle=True, seed=config.seed)
         self.scheduler = None
@@ -204,8 +206,7 @@ class _Run:
                     self.write_outputs("stopped: non-finite loss")
                     raise TrainingStopped(
                         f"loss became {values[~numpy.isfinite(values)][0]} in epoch {epoch + 1}, "
-                        f"batch {b + 1}; stopped. The last good checkpoint (epoch "
-                        f"{state['epoch']}) is kept in {self.out}; try a smaller --lr")
+                        f"batch {b + 1}; stopped: {self.checkpoint_note()}; try a smaller --lr")
                 state["iteration_losses"] += values.tolist()
                 state["partial"][0] += float(sum(v * n for v, (_, n) in zip(values, pending)))
                 state["partial"][1] += sum(n for _, n in pending)
@@ -237,6 +238,14 @@ class _Run:
     def checkpoint(self) -> None:
         save_checkpoint(self.out / "checkpoint.npz", self.model, self.opt,
                         config=dataclasses.asdict(self.config), **self.state)
+        self.last_checkpoint = (self.out / "checkpoint.npz", self.state["epoch"])
+
+    def checkpoint_note(self) -> str:
+        """What a user can resume from, in words (for the messages of a stopped run)."""
+        if self.last_checkpoint is None:
+            return "no checkpoint was written yet, so this run cannot be resumed"
+        path, epoch = self.last_checkpoint
+        return f"the last good checkpoint (epoch {epoch}) is {path}"
 
     def write_start_figures(self) -> None:
         """samples.png and noise.png (also for a resumed run: it has a new directory)."""
@@ -300,7 +309,8 @@ def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
     Returns:
         The metrics dict also written to ``metrics.json``.
     Raises:
-        TrainingStopped: the loss became NaN/inf (outputs and last good checkpoint kept).
+        TrainingStopped: the loss became NaN/inf, or an output could not be written (disk
+            full, ...); the message says which checkpoint a resume can start from.
         KeyboardInterrupt: after Ctrl-C, once the checkpoint was written.
     """
     if config.lr_schedule not in LR_SCHEDULES:
@@ -309,6 +319,15 @@ def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
     retain_freed_host_memory()        # reuse the step's large temporaries (see its docstring)
     data = _load_data(config)
     run = _Run(config, Path(out_dir), data, resume, log, progress)
+    try:
+        return _train(run, log)
+    except WriteError as exc:            # disk full, no permission: one line, what survives
+        raise TrainingStopped(f"{exc}; stopped: {run.checkpoint_note()}") from None
+
+
+def _train(run: _Run, log: Callable[[str], None]) -> dict[str, Any]:
+    """The epoch loop of :func:`train`: train, evaluate, checkpoint, write, log."""
+    config, data = run.config, run.data
     log(f"model '{config.model}' on {config.backend}/{config.dtype}:\n"
         + summary(run.model, (1, 1, 28, 28), config.dtype))
     log(f"data: {config.dataset}, {len(data.train_x)} train / {len(data.test_clean)} test images; "
@@ -317,7 +336,9 @@ def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
         f"{data.noisy_mse:.5f} ({psnr(data.noisy_mse):.2f} dB)")
     run.write_start_figures()
     metrics = None
-    with _StopFlag() as stop:
+    # Floating-point warnings (overflow, invalid values) would print raw NumPy lines from inside
+    # the layers; a diverging run is caught once, by the non-finite loss check.
+    with _StopFlag() as stop, numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for epoch in range(run.state["epoch"], config.epochs):
             seen, seconds = run.epoch(epoch, stop)
             run.state["train_seconds"] += seconds

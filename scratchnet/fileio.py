@@ -1,10 +1,16 @@
-"""Atomic file writing, shared by checkpoints, datasets, figures and metrics."""
+"""Atomic file writing, shared by checkpoints, datasets, figures and metrics. A failed write
+(disk full, no permission) leaves the previous file intact, no temporary file behind, and
+raises :class:`WriteError` naming the file and the reason."""
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
+
+
+class WriteError(Exception):
+    """An output file could not be written (disk full, permissions, ...); names the file."""
 
 
 def _umask() -> int:
@@ -18,17 +24,21 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], Any]) -> None:
     ``path``: readers see the old file or the new one, never half of one (also after a
     crash or Ctrl-C in the middle of writing)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
         os.chmod(tmp, 0o666 & ~_umask())          # mkstemp makes 0600; use the usual mode
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise WriteError(f"cannot write {path} ({exc.strerror or exc})") from None
         raise
 
 

@@ -63,7 +63,9 @@ class Optimizer:
     def step(self) -> None:
         for group in self.param_groups:
             for p in group["params"]:
-                self._update(p, self.state.setdefault(p, {}), group)
+                state = self.state.setdefault(p, {})
+                _follow(p, state)
+                self._update(p, state, group)
 
     def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -98,6 +100,16 @@ class Optimizer:
             xp = get_array_module(p.data)
             self.state[p] = {k: (xp.array(to_backend(v, xp), dtype=p.dtype)     # a copy
                                  if getattr(v, "ndim", 0) > 0 else _scalar(v)) for k, v in s.items()}
+
+
+def _follow(p: Parameter, state: dict[str, Any]) -> None:
+    """Optimizer state follows its parameter: after ``model.to("float64")`` or ``.to("cupy")``
+    (or a new ``p.data``) the moment buffers are converted too, values kept, so an update never
+    mixes precisions or devices."""
+    xp = get_array_module(p.data)
+    for k, v in state.items():
+        if getattr(v, "ndim", 0) > 0 and (v.dtype != p.dtype or get_array_module(v) is not xp):
+            state[k] = xp.asarray(to_backend(v, xp), dtype=p.dtype)
 
 
 def _scalar(v: Any) -> Any:

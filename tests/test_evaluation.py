@@ -142,7 +142,7 @@ def test_checkpoints_of_different_datasets_are_each_scored_on_their_own(checkpoi
 @pytest.mark.parametrize("make,args,message", [
     (lambda d: None, ["--out", "NEW"], "does not exist"),
     (lambda d: (d / "t.npz").write_bytes(b"PK\x03\x04 truncated"), ["--out", "NEW"], "not a readable"),
-    (lambda d: (d / "t.npz").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64)), ["--out", "NEW"], "not a readable"),
+    (lambda d: (d / "t.npz").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64)), ["--out", "NEW"], "not an .npz archive"),
     (lambda d: None, ["--factors", "0.1,a", "--out", "NEW"], "--factors"),
     (lambda d: None, ["--factors", "-0.1", "--out", "NEW"], "--factors"),
     (lambda d: (d / "EXISTS").mkdir(), ["--out", "EXISTS"], "already exists"),

@@ -158,6 +158,12 @@ def test_corrupt_checkpoint_is_a_one_line_error(tmp_path):
     bad = tmp_path / "checkpoint.npz"
     bad.write_bytes(b"not a zip file")
     r = run_script("--resume", bad, "--out", tmp_path / "new")
+    assert r.returncode == 2 and "is not an .npz archive" in r.stderr
+    assert "Traceback" not in r.stderr
+    sn.manual_seed(0)
+    save_checkpoint(bad, conv_autoencoder(), config={"model": "conv"})
+    bad.write_bytes(bad.read_bytes()[:300])                 # a truncated archive
+    r = run_script("--resume", bad, "--out", tmp_path / "new")
     assert r.returncode == 2 and "not a readable scratchnet checkpoint" in r.stderr
     assert "Traceback" not in r.stderr
 

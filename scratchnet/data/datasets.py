@@ -17,11 +17,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
 import struct
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -31,7 +33,7 @@ import numpy
 from tqdm.auto import tqdm
 
 from ..backend import as_dtype, get_backend
-from ..fileio import atomic_write_text
+from ..fileio import WriteError, atomic_write_text
 
 __all__ = ["DatasetError", "DATASETS", "SPLITS", "load_dataset", "images_to_array",
            "find_dataset_dir", "search_dirs", "verify_dataset", "download_dataset", "read_idx",
@@ -134,7 +136,7 @@ def _read_bytes(path: Path) -> bytes:
     try:
         data = path.read_bytes()
         return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DatasetError(f"{path}: cannot read ({exc}); delete it and download again") from None
 
 
@@ -149,7 +151,7 @@ def read_idx(path: str | os.PathLike, data: bytes | None = None) -> numpy.ndarra
     if len(data) < 4 + 4 * ndim:
         raise DatasetError(f"{path}: truncated header ({len(data)} bytes)")
     dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    expected = 4 + 4 * ndim + int(numpy.prod(dims))
+    expected = 4 + 4 * ndim + math.prod(dims)               # Python ints: no overflow
     if len(data) != expected:
         kind = "truncated" if len(data) < expected else "has trailing bytes"
         raise DatasetError(f"{path}: {kind}: header {dims} needs {expected} bytes, file has {len(data)}")
@@ -189,7 +191,7 @@ def _memo_remember(path: Path, sha: str) -> None:
     memo[key] = {"stamp": stamp, "sha256": sha}
     try:
         atomic_write_text(_memo_path(), json.dumps(memo, indent=1))
-    except OSError:
+    except (OSError, WriteError):
         pass
 
 

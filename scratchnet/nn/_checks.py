@@ -46,7 +46,8 @@ def check_input(module: Any, x: Any, expected: str, ndim: int | None = None,
     if ref is not None:
         if x.dtype != ref.dtype:
             raise TypeError(f"{module!r}: input dtype {x.dtype} differs from the parameters' "
-                            f"{ref.dtype}; cast one of them (e.g. model.to('{x.dtype}'))")
+                            f"{ref.dtype}; cast the input (x.astype('{ref.dtype}')) or the model "
+                            "(model.to('float32') or model.to('float64'))")
         if get_array_module(x) is not get_array_module(ref):
             raise TypeError(f"{module!r}: input is a {backend_name(x)} array but the parameters are "
                             f"on {backend_name(ref)}; move one (model.to(...) / to_backend)")

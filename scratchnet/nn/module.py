@@ -31,9 +31,26 @@ class Parameter:
     """
 
     def __init__(self, data: Array):
-        xp = get_array_module(data)
-        self.data = data
-        self.grad = xp.zeros_like(data)
+        self._data = data
+        self.grad = get_array_module(data).zeros_like(data)
+
+    @property
+    def data(self) -> Array:
+        return self._data
+
+    @data.setter
+    def data(self, value: Array) -> None:
+        """Replace the array: same shape required; ``grad`` follows a new backend or dtype
+        (as fresh zeros), so a backward never mixes precisions or devices."""
+        if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+            raise TypeError(f"Parameter.data must be an array, got {type(value).__name__}")
+        if tuple(value.shape) != tuple(self._data.shape):
+            raise ValueError(f"Parameter.data: the new array has shape {tuple(value.shape)}, "
+                             f"the parameter's shape is {tuple(self._data.shape)}")
+        xp = get_array_module(value)
+        if value.dtype != self.grad.dtype or get_array_module(self.grad) is not xp:
+            self.grad = xp.zeros_like(value)
+        self._data = value
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -52,7 +69,7 @@ class Parameter:
 
     def to(self, backend: str | None = None, dtype: Any = None) -> "Parameter":
         """Move (and/or cast) data and grad in place; the Parameter object stays the same."""
-        for name in ("data", "grad"):
+        for name in ("_data", "grad"):                   # grad keeps its values here
             a = getattr(self, name)
             if backend is not None:
                 a = to_backend(a, backend)
