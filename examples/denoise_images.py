@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from scratchnet import plotting
 from scratchnet.backend import default_rng, get_backend, to_numpy
@@ -32,8 +32,9 @@ def load_image(path: Path, invert: bool) -> np.ndarray:
     try:
         with Image.open(path) as im:
             gray = im.convert("RGB").resize((28, 28), Image.BILINEAR, reducing_gap=None)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"{path}: not a readable image ({exc})") from None
+    except Exception as exc:       # Pillow's decoders raise many kinds on damaged files
+        raise ValueError(f"{path}: not a readable image ({type(exc).__name__}: {exc})"
+                         .replace("\n", " ")) from None
     x = np.asarray(gray, dtype=np.float32).mean(axis=2) / 255
     return 1 - x if invert and x.mean() > 0.5 else x
 

@@ -71,14 +71,16 @@ def load_checkpoint(path: str | os.PathLike, model: Module | None = None,
             ".npz archive)" if damaged else f"checkpoint {path} is not an .npz archive "
             "(expected a checkpoint.npz written by examples/train_denoiser.py)")
     try:
-        with numpy.load(path, allow_pickle=False) as f:
+        with open(path, "rb") as fh, numpy.load(fh, allow_pickle=False) as f:
             files = {k: f[k] for k in f.files}
         meta = json.loads(str(files.pop("meta")))
+        if not isinstance(meta, dict):
+            raise ValueError("its meta data is not a JSON object")
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist") from None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+    except Exception as exc:      # a damaged archive can fail anywhere in zip, .npy or JSON
         raise CheckpointError(f"checkpoint {path} is not a readable scratchnet checkpoint "
-                              f"({type(exc).__name__}: {exc})") from None
+                              f"({type(exc).__name__}: {exc})".replace("\n", " ")) from None
     state = {k[len("model/"):]: v for k, v in files.items() if k.startswith("model/")}
     meta["model_state"] = state
     if model is not None:
@@ -89,19 +91,20 @@ def load_checkpoint(path: str | os.PathLike, model: Module | None = None,
                                   f"{exc.args[0] if exc.args else exc}") from None
     if optimizer is not None:
         saved = meta.get("optimizer")
-        if not saved or saved["type"] != type(optimizer).__name__:
+        if not isinstance(saved, dict) or saved.get("type") != type(optimizer).__name__:
             raise CheckpointError(f"checkpoint {path} holds no {type(optimizer).__name__} state")
-        opt_state: dict[int, dict[str, Any]] = {}
-        for key, v in files.items():
-            if key.startswith("optim/"):
-                _, i, k = key.split("/", 2)
-                opt_state.setdefault(int(i), {})[k] = v
-        for i, scalars in saved["scalars"].items():
-            opt_state.setdefault(int(i), {}).update(scalars)
         try:
+            opt_state: dict[int, dict[str, Any]] = {}
+            for key, v in files.items():
+                if key.startswith("optim/"):
+                    _, i, k = key.split("/", 2)
+                    opt_state.setdefault(int(i), {})[k] = v
+            for i, scalars in saved["scalars"].items():
+                opt_state.setdefault(int(i), {}).update(scalars)
             optimizer.load_state_dict({"state": opt_state, "param_groups": saved["param_groups"]})
-        except (ValueError, IndexError) as exc:
-            raise CheckpointError(f"checkpoint {path}: optimizer state does not fit ({exc})") from None
+        except (ValueError, IndexError, KeyError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"checkpoint {path}: optimizer state does not fit "
+                                  f"({type(exc).__name__}: {exc})") from None
     return meta
 
 
