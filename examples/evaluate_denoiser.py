@@ -13,7 +13,8 @@ one its run was scored on. Each checkpoint is scored on its own dataset's test s
 --dataset names one for all; the figures label every model with its dataset.
 
 Writes into a new directory: sweep.csv, sweep.json, quality_vs_noise.png (PSNR and SSIM against
-the level) and examples_vs_noise.png (one test image across the levels: noisy and each model).
+the level) and examples_vs_noise.png (one test image across the levels: clean, noisy and each
+model's output).
 """
 from __future__ import annotations
 
@@ -136,7 +137,8 @@ def sweep(args: argparse.Namespace, entries: list[Entry], noise: str, factors: l
         clean_dev = xp.asarray(clean)
         mine = [e for e in entries if e.dataset == dataset]
         k = min(args.example_index, len(clean) - 1)
-        examples[dataset] = {"noisy": [], **{e.label: [] for e in mine}}
+        examples[dataset] = {"clean": [clean[k]] * len(factors), "noisy": [],
+                             **{e.label: [] for e in mine}}
         for f in factors:
             noisy = add_noise(noise, clean, f, not args.no_clip, default_rng(TEST_SEED, "numpy"))
             rows.append({"model": "noisy input", "dataset": dataset, "noise": noise, "factor": f,
@@ -176,7 +178,7 @@ def write_outputs(out: Path, args: argparse.Namespace, rows: list[dict], example
         list(curves.values()), noise, f"denoisers against {noise} noise "
         f"({'clipped' if not args.no_clip else 'unclipped'}; same noisy images for every model)"),
         out / "quality_vs_noise.png")
-    grid = [(f"{label} ({dataset})" if label == "noisy" else label, images)
+    grid = [(f"{label} ({dataset})" if label in ("clean", "noisy") else label, images)
             for dataset, block in examples.items() for label, images in block.items()]
     plotting.save_figure(plotting.plot_image_grid(
         grid, f"test image {args.example_index} across {noise} noise levels",
