@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import scratchnet as sn
-from scratchnet import nn, optim
+from scratchnet import nn
 from scratchnet.gradcheck import rel_error
 from scratchnet.models import conv_autoencoder, dense_autoencoder
 
@@ -29,29 +29,14 @@ def test_autoencoder_matches_pytorch_float64(ours, theirs):
     model = ours().double()
     tmodel = theirs().double()
     assert list(model.state_dict()) == list(tmodel.state_dict())      # same keys, same order
-    tmodel.load_state_dict({k: torch.tensor(v) for k, v in model.state_dict().items()})
-    opt = optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
-    topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3, weight_decay=1e-5)
-    mse, tmse = nn.MSELoss(), tnn.MSELoss()
-    r = np.random.default_rng(0)
-    for step in range(3):
-        clean = r.random((4, 1, 28, 28))
-        noisy = np.clip(clean + 0.5 * r.standard_normal(clean.shape), 0, 1)
-        opt.zero_grad()
-        loss = mse(model(noisy), clean)
-        model.backward(mse.backward())
-        topt.zero_grad()
-        tx = torch.tensor(noisy)
-        tloss = tmse(tmodel(tx), torch.tensor(clean))
-        tloss.backward()
-        assert rel_error(loss, tloss.item()) < 1e-12
-        tgrads = dict(tmodel.named_parameters())
+    tgrads = dict(tmodel.named_parameters())
+    for step, loss, tloss, gx, tgx in torch_models.adam_steps_side_by_side(model, tmodel):
+        assert rel_error(loss, tloss) < 1e-12
+        assert norm_rel(gx, tgx) < 1e-12
         for name, p in model.named_parameters():
             assert norm_rel(p.grad, tgrads[name].grad.numpy()) < 1e-12, (step, name)
-        opt.step()
-        topt.step()
-        for name, p in model.named_parameters():
-            assert norm_rel(p.data, tgrads[name].detach().numpy()) < 1e-12, (step, name)
+    for name, p in model.named_parameters():                       # after the third update
+        assert norm_rel(p.data, tgrads[name].detach().numpy()) < 1e-12, name
 
 
 @pytest.mark.parametrize("kernel,stride,padding,output_padding", [

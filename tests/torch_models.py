@@ -58,3 +58,29 @@ class UNet(tnn.Module):
 
 
 MODELS = {"conv": conv_autoencoder, "dense": dense_autoencoder, "unet": UNet}
+
+
+def adam_steps_side_by_side(model, tmodel, steps: int = 3, seed: int = 0):
+    """Train a scratchnet model and its PyTorch twin (float64, same weights) on the same noisy
+    batches with Adam (lr 1e-3, weight decay 1e-5). Yields, per step and before the update:
+    (step, loss, torch loss, dL/dx, torch dL/dx) with all parameter gradients in place."""
+    import numpy as np
+    from scratchnet import nn, optim
+    tmodel.load_state_dict({k: torch.tensor(np.array(v)) for k, v in model.state_dict().items()})
+    opt = optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
+    topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3, weight_decay=1e-5)
+    mse, tmse = nn.MSELoss(), tnn.MSELoss()
+    r = np.random.default_rng(seed)
+    for step in range(steps):
+        clean = r.random((4, 1, 28, 28))
+        noisy = np.clip(clean + 0.5 * r.standard_normal(clean.shape), 0, 1)
+        opt.zero_grad()
+        loss = mse(model(noisy), clean)
+        gx = model.backward(mse.backward())
+        topt.zero_grad()
+        tx = torch.tensor(noisy, requires_grad=True)
+        tloss = tmse(tmodel(tx), torch.tensor(clean))
+        tloss.backward()
+        yield step, float(loss), tloss.item(), gx, tx.grad.numpy()
+        opt.step()
+        topt.step()
