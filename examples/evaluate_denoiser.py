@@ -34,7 +34,7 @@ from scratchnet import plotting
 from scratchnet.backend import BackendUnavailableError, default_rng, get_backend
 from scratchnet.checkpoint import CheckpointError, load_model
 from scratchnet.data import DATASETS, NOISES, DatasetError, add_noise, images_to_array, load_dataset
-from scratchnet.evaluation import predict, score_images, score_model
+from scratchnet.evaluation import EVAL_BATCH, predict, score_images, score_model
 from scratchnet.fileio import WriteError, atomic_write_text
 
 DEFAULT_FACTORS = {"gaussian": [0.1, 0.25, 0.5, 0.75, 1.0], "speckle": [0.1, 0.25, 0.5, 0.75, 1.0],
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-clip", action="store_true", help="do not clip noisy images to [0, 1]")
     p.add_argument("--limit-test", type=int, default=None, help="score the first N test images only")
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="array backend")
-    p.add_argument("--batch-size", type=int, default=500, help="images per forward pass")
+    p.add_argument("--batch-size", type=int, default=EVAL_BATCH, help="images per forward pass")
     p.add_argument("--example-index", type=int, default=0,
                    help="which test image examples_vs_noise.png shows")
     p.add_argument("--data-dir", default=None, help="folder with mnist/ and fashion-mnist/")

@@ -21,7 +21,12 @@ from .nn import Module
 
 Array = Any
 
-__all__ = ["psnr", "mean_ssim", "score_images", "score_model", "predict"]
+__all__ = ["psnr", "mean_ssim", "score_images", "score_model", "predict", "EVAL_BATCH"]
+
+# Images per forward pass when scoring. Every layer keeps what its backward would need, also
+# when scoring, so this bounds memory: at 500, a width-16 U-Net training run peaked at 3.6 GB
+# resident (measured), one 28x28 layer's im2col matrix alone being 288 x 784 x 500 floats.
+EVAL_BATCH = 100
 
 
 def psnr(mse: float) -> float:
@@ -60,7 +65,7 @@ def score_images(clean: numpy.ndarray, images: numpy.ndarray) -> dict[str, float
     return {"mse": mse, "psnr": psnr(mse), "ssim": mean_ssim(clean, images)}
 
 
-def predict(model: Module, noisy: Array, batch_size: int = 500) -> numpy.ndarray:
+def predict(model: Module, noisy: Array, batch_size: int = EVAL_BATCH) -> numpy.ndarray:
     """``model(noisy)`` in eval mode, in batches, as one host array (the mode is restored)."""
     was_training = model.training
     model.eval()
@@ -71,7 +76,7 @@ def predict(model: Module, noisy: Array, batch_size: int = 500) -> numpy.ndarray
     return numpy.concatenate(out)
 
 
-def score_model(model: Module, clean: Array, noisy: Array, batch_size: int = 500,
+def score_model(model: Module, clean: Array, noisy: Array, batch_size: int = EVAL_BATCH,
                 ssim: bool = True) -> dict[str, float]:
     """Denoise ``noisy`` with ``model`` (eval mode, in batches) and score it against ``clean``.
 

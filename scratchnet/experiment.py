@@ -28,7 +28,7 @@ from .backend import (default_rng, get_backend, manual_seed, retain_freed_host_m
                       synchronize, to_numpy)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DATASETS, BatchLoader, add_noise, images_to_array, load_dataset
-from .evaluation import mean_ssim, predict, psnr, score_model
+from .evaluation import EVAL_BATCH, mean_ssim, predict, psnr, score_model
 from .fileio import WriteError, atomic_write_text
 from .models import build_model, summary
 
@@ -76,7 +76,7 @@ class TrainingStopped(Exception):
     """Training stopped early (non-finite loss); the last good checkpoint is kept."""
 
 
-def evaluate(model: nn.Module, clean: Any, noisy: Any, batch_size: int = 500) -> float:
+def evaluate(model: nn.Module, clean: Any, noisy: Any, batch_size: int = EVAL_BATCH) -> float:
     """MSE of ``model(noisy)`` against ``clean`` over all pixels of the set (eval mode)."""
     return score_model(model, clean, noisy, batch_size, ssim=False)["mse"]
 
