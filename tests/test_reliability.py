@@ -49,17 +49,20 @@ def run(*args):
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(real_data, tmp_path):
-    common = ["--data-dir", real_data, "--epochs", 3, *SMALL]
+    # 8192 images make an epoch last about 2 s here (1024 took 0.3 s, so a kill 0.5 s after
+    # epoch 1 sometimes landed after epoch 2's checkpoint); the kill comes 0.2 s into epoch 2.
+    common = ["--data-dir", real_data, "--epochs", 3, *SMALL, "--limit-train", 8192]
     assert run(*common, "--out", tmp_path / "straight").returncode == 0
-    proc = cli(*common, "--out", tmp_path / "killed")
+    proc = cli(*common, "--out", tmp_path / "killed", env={**os.environ, "PYTHONUNBUFFERED": "1"})
     for line in proc.stdout:                              # wait for epoch 1's checkpoint
         if line.startswith("epoch 1:"):
             break
-    time.sleep(0.5)                                       # into epoch 2
+    time.sleep(0.2)                                       # into epoch 2
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    assert load_checkpoint(tmp_path / "killed" / "checkpoint.npz")["epoch"] == 1
+    assert load_checkpoint(tmp_path / "killed" / "checkpoint.npz")["epoch"] == 1, \
+        "the kill landed after epoch 2's checkpoint: the epoch is too short to kill inside"
     r = run("--resume", tmp_path / "killed" / "checkpoint.npz", "--data-dir", real_data,
             "--out", tmp_path / "resumed", "--no-progress")
     assert r.returncode == 0, r.stderr
