@@ -34,14 +34,17 @@ def psnr(mse: float) -> float:
     return 10 * math.log10(1 / mse) if mse > 0 else math.inf
 
 
-def mean_ssim(clean: numpy.ndarray, images: numpy.ndarray, chunk: int = 2000) -> float:
+def mean_ssim(clean: numpy.ndarray, images: numpy.ndarray, chunk: int = 100) -> float:
     """Mean over images of scikit-image's SSIM (data_range=1) of (N, [1,] H, W) host arrays.
 
     skimage computes an SSIM *map* with a 7x7 window and averages it over the image without
     its 3-pixel border, where the window would leave the image. Stacking the images into one
     tall image and asking skimage for the full map gives every image's interior map unchanged
-    (those windows never cross into a neighbour), so one call per ``chunk`` images replaces N
-    calls: 10,000 MNIST images in about 2.8 s instead of 4.2 s, equal to 1e-14 (tested).
+    (those windows never cross into a neighbour), so one call per ``chunk`` images replaces
+    ``chunk`` calls, equal to 1e-14 (tested). The chunk is small on purpose: skimage's five
+    filtered float64 copies of a 100-image strip stay in cache. Measured on 10,000 28x28
+    images, twice in one run: one call per image 4.6 / 3.8 s, per 2,000 images 2.7 s, per 100
+    images 1.1 s.
     """
     a = numpy.asarray(clean, dtype=numpy.float64).reshape(len(clean), *clean.shape[-2:])
     b = numpy.asarray(images, dtype=numpy.float64).reshape(a.shape)
