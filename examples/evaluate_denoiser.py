@@ -62,10 +62,17 @@ class Entry:
     config: dict
     dataset: str
 
-    @property
-    def label(self) -> str:
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        # The run's name: its directory for the default file name, else the file's own name.
+        run = self.path.parent.name if self.path.stem == "checkpoint" else self.path.stem
         width = f" w{self.config['width']}" if self.config.get("width") else ""
-        return f"{self.path.parent.name}: {self.config['model']}{width} ({self.dataset})"
+        self.label = f"{run}: {self.config['model']}{width} ({self.dataset})"
+
+
+class UsageError(Exception):
+    """A command-line value that can only be checked once the data is loaded."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +112,11 @@ def load_entries(args: argparse.Namespace, parser: argparse.ArgumentParser) -> l
             parser.error(f"argument CHECKPOINT: {exc}")
         model.to(args.backend, "float32")
         entries.append(Entry(path, model, meta["config"], args.dataset or meta["config"]["dataset"]))
+    for e in entries:                                   # the same run named twice: number them
+        same = [d for d in entries if d.label == e.label]
+        if len(same) > 1:
+            for n, d in enumerate(same, 1):
+                d.label += f" #{n}"
     return entries
 
 
@@ -136,7 +148,10 @@ def sweep(args: argparse.Namespace, entries: list[Entry], noise: str, factors: l
         clean = images_to_array(images[:args.limit_test], "numpy", "float32")
         clean_dev = xp.asarray(clean)
         mine = [e for e in entries if e.dataset == dataset]
-        k = min(args.example_index, len(clean) - 1)
+        k = args.example_index
+        if k >= len(clean):
+            raise UsageError(f"argument --example-index: {k} is past the last of the "
+                             f"{len(clean)} {dataset} test images scored")
         examples[dataset] = {"clean": [clean[k]] * len(factors), "noisy": [],
                              **{e.label: [] for e in mine}}
         for f in factors:
@@ -191,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("limit_test", "batch_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"argument --{name.replace('_', '-')}: expected a positive integer")
+    if args.example_index < 0:
+        parser.error(f"argument --example-index: expected an index >= 0, got {args.example_index}")
     out = Path(args.out or f"runs/eval-{time.strftime('%Y%m%d-%H%M%S')}")
     if out.exists():
         parser.error(f"argument --out: {out} already exists; choose a new directory")
@@ -206,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except UsageError as exc:
+        parser.error(str(exc))
     try:
         out.mkdir(parents=True)
         write_outputs(out, args, rows, examples, noise, factors, time.perf_counter() - t0)

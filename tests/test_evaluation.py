@@ -139,6 +139,27 @@ def test_checkpoints_of_different_datasets_are_each_scored_on_their_own(checkpoi
         ("run-conv: conv (mnist)", "mnist"), ("run-fashion: conv (fashion-mnist)", "fashion-mnist")}
 
 
+def test_labels_name_the_run_and_stay_distinct(checkpoints, fake_test_split, tmp_path):
+    named = tmp_path / "mnist_conv.npz"                  # a renamed checkpoint: its own name
+    named.write_bytes(checkpoints[0].read_bytes())
+    assert app.main([str(named), str(checkpoints[0]), str(checkpoints[0]), "--factors", "0.5",
+                     "--out", str(tmp_path / "e"), "--no-progress"]) == 0
+    rows = json.loads((tmp_path / "e" / "sweep.json").read_text())["rows"]
+    assert [r["model"] for r in rows if r["factor"] == 0.5] == ["noisy input", "mnist_conv: conv (mnist)",
+                                          "run-conv: conv (mnist) #1", "run-conv: conv (mnist) #2"]
+
+
+@pytest.mark.parametrize("index,message", [("-1", "expected an index >= 0, got -1"),
+                                           ("48", "48 is past the last of the 48 mnist test images")])
+def test_example_index_outside_the_test_set_is_refused(checkpoints, fake_test_split, tmp_path, capsys,
+                                                       index, message):
+    with pytest.raises(SystemExit) as exc:
+        app.main([str(checkpoints[0]), "--example-index", index, "--out", str(tmp_path / "e"),
+                  "--no-progress"])
+    assert exc.value.code == 2 and not (tmp_path / "e").exists()
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize("make,args,message", [
     (lambda d: None, ["--out", "NEW"], "does not exist"),
     (lambda d: (d / "t.npz").write_bytes(b"PK\x03\x04 truncated"), ["--out", "NEW"], "not a readable"),
