@@ -149,21 +149,23 @@ class Module:
         return cache
 
     # --- parameters ----------------------------------------------------------------
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        for name, p in self._parameters.items():
-            yield prefix + name, p
+    def _named_members(self, table: str, prefix: str) -> Iterator[tuple[str, Any]]:
+        """Entries of ``self.<table>`` (``_parameters`` or ``_buffers``), then the children's,
+        with dotted names: registration order, as in PyTorch."""
+        for name, value in getattr(self, table).items():
+            yield prefix + name, value
         for name, m in self._modules.items():
-            yield from m.named_parameters(prefix + name + ".")
+            yield from m._named_members(table, prefix + name + ".")
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        return self._named_members("_parameters", prefix)
 
     def parameters(self) -> Iterator[Parameter]:
         for _, p in self.named_parameters():
             yield p
 
     def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Array]]:
-        for name, b in self._buffers.items():
-            yield prefix + name, b
-        for name, m in self._modules.items():
-            yield from m.named_buffers(prefix + name + ".")
+        return self._named_members("_buffers", prefix)
 
     def buffers(self) -> Iterator[Array]:
         for _, b in self.named_buffers():
