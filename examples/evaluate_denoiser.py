@@ -82,20 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
                    help="checkpoint.npz files written by train_denoiser.py")
     p.add_argument("--dataset", choices=sorted(DATASETS), default=None,
-                   help="score every model on this dataset's test split (default: each its own)")
+                   help="score every model on this dataset's test split [default: each its own]")
     p.add_argument("--noise", choices=sorted(NOISES), default=None,
-                   help="kind of noise (default: the checkpoints' own, when they agree)")
+                   help="kind of noise [default: the checkpoints' own, when they agree]")
     p.add_argument("--factors", type=factor_list, default=None,
-                   help="comma-separated noise levels (default: 0.1,0.25,0.5,0.75,1 for "
-                        "gaussian and speckle, 0.05,0.1,0.2,0.3,0.5 for salt-pepper; the "
-                        "checkpoints' training factors are always added)")
+                   help="comma-separated noise levels, to which the checkpoints' training "
+                        "factors are always added [default: 0.1,0.25,0.5,0.75,1 for gaussian "
+                        "and speckle, 0.05,0.1,0.2,0.3,0.5 for salt-pepper]")
     p.add_argument("--no-clip", action="store_true", help="do not clip noisy images to [0, 1]")
-    p.add_argument("--limit-test", type=int, default=None, help="score the first N test images only")
-    p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="array backend")
-    p.add_argument("--batch-size", type=int, default=EVAL_BATCH, help="images per forward pass")
+    p.add_argument("--limit-test", type=int, default=None, help="score the first N test images only [default: all]")
+    p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="array backend [default: numpy]")
+    p.add_argument("--batch-size", type=int, default=EVAL_BATCH, help="images per forward pass [default: %(default)s]")
     p.add_argument("--example-index", type=int, default=0,
-                   help="which test image examples_vs_noise.png shows")
-    p.add_argument("--data-dir", default=None, help="folder with mnist/ and fashion-mnist/")
+                   help="which test image examples_vs_noise.png shows [default: %(default)s]")
+    p.add_argument("--data-dir", default=None, help="folder with mnist/ and fashion-mnist/ (searched first; otherwise "
+                        "$SCRATCHNET_DATA, /usr/share/datasets, ~/.cache/scratchnet)")
     p.add_argument("--no-download", action="store_true", help="never download missing data")
     p.add_argument("--out", default=None,
                    help="directory to create (must not exist) [default: runs/eval-<time>]")
