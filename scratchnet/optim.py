@@ -105,11 +105,13 @@ class Optimizer:
 def _follow(p: Parameter, state: dict[str, Any]) -> None:
     """Optimizer state follows its parameter: after ``model.to("float64")`` or ``.to("cupy")``
     (or a new ``p.data``) the moment buffers are converted too, values kept, so an update never
-    mixes precisions or devices."""
-    xp = get_array_module(p.data)
+    mixes precisions or devices. Runs every step, so the usual case (same array type, same
+    dtype) is checked without asking which backend an array belongs to."""
+    data = p.data
     for k, v in state.items():
-        if getattr(v, "ndim", 0) > 0 and (v.dtype != p.dtype or get_array_module(v) is not xp):
-            state[k] = xp.asarray(to_backend(v, xp), dtype=p.dtype)
+        if getattr(v, "ndim", 0) > 0 and (type(v) is not type(data) or v.dtype != data.dtype):
+            xp = get_array_module(data)
+            state[k] = xp.asarray(to_backend(v, xp), dtype=data.dtype)
 
 
 def _scalar(v: Any) -> Any:
