@@ -17,7 +17,7 @@ import numpy
 from skimage.metrics import structural_similarity
 
 from .backend import to_numpy
-from .nn import Module
+from .nn import Module, eval_mode
 
 Array = Any
 
@@ -70,12 +70,8 @@ def score_images(clean: numpy.ndarray, images: numpy.ndarray) -> dict[str, float
 
 def predict(model: Module, noisy: Array, batch_size: int = EVAL_BATCH) -> numpy.ndarray:
     """``model(noisy)`` in eval mode, in batches, as one host array (the mode is restored)."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = [to_numpy(model(noisy[lo:lo + batch_size])) for lo in range(0, len(noisy), batch_size)]
-    finally:
-        model.train(was_training)
     return numpy.concatenate(out)
 
 
@@ -86,18 +82,14 @@ def score_model(model: Module, clean: Array, noisy: Array, batch_size: int = EVA
     MSE is summed on the device batch by batch; SSIM (when asked) needs the outputs on the host.
     Returns {"mse", "psnr"} plus "ssim" when ``ssim``.
     """
-    was_training = model.training
-    model.eval()
     total, outputs = 0.0, []
-    try:
+    with eval_mode(model):
         for lo in range(0, len(clean), batch_size):
             y = model(noisy[lo:lo + batch_size])
             d = y - clean[lo:lo + batch_size]
             total += float((d * d).sum())
             if ssim:
                 outputs.append(to_numpy(y))
-    finally:
-        model.train(was_training)
     mse = total / clean.size
     scores = {"mse": mse, "psnr": psnr(mse)}
     if ssim:

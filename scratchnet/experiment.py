@@ -223,7 +223,8 @@ class _Run:
 
     def evaluate(self, epoch: int, seen: int, seconds: float, final: bool) -> None:
         """Score the fixed noisy test set and append the epoch to the history (SSIM after the
-        last epoch only: it costs about as much as a whole GPU epoch)."""
+        last epoch only: about 1.1 s per 10,000 test images on the CPU, against a 6 s epoch of
+        the reference model)."""
         d, state = self.data, self.state
         scores = score_model(self.model, d.test_clean, d.test_noisy, ssim=final)
         total, count = state["partial"]

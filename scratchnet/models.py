@@ -150,12 +150,10 @@ def summary(model: nn.Module, input_shape: tuple[int, ...], dtype: str = "float3
     statistics change) and reads each leaf's output shape; rows follow registration order.
     """
     xp = get_backend(model.backend)
-    was_training = model.training
-    model.eval()
     try:
-        model(xp.zeros(input_shape, dtype=dtype))
+        with nn.eval_mode(model):
+            model(xp.zeros(input_shape, dtype=dtype))
     finally:
-        model.train(was_training)
         model.to()                                       # drop the caches of that pass
     rows = [(name, type(m).__name__, str(tuple(m.__dict__.get("_out_shape") or ())),
              sum(p.size for p in m.parameters()))

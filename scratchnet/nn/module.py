@@ -12,6 +12,7 @@ plain arrays registered with ``register_buffer``, saved in ``state_dict()``, mov
 """
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from typing import Any, Iterator
 
@@ -289,6 +290,18 @@ class Module:
             child = repr(m).replace("\n", "\n  ")
             lines.append(f"  ({name}): {child}")
         return "\n".join(lines) + "\n)"
+
+
+@contextlib.contextmanager
+def eval_mode(model: Module) -> Iterator[Module]:
+    """``with eval_mode(model):`` runs the block in eval mode (batch norm uses its running
+    statistics) and restores the mode the model was in, also after an error."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 class Sequential(Module):
