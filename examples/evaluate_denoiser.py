@@ -25,9 +25,9 @@ import io
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from scratchnet import plotting
@@ -36,6 +36,7 @@ from scratchnet.checkpoint import CheckpointError, load_model
 from scratchnet.data import DATASETS, NOISES, DatasetError, add_noise, images_to_array, load_dataset
 from scratchnet.evaluation import EVAL_BATCH, predict, score_images, score_model
 from scratchnet.fileio import WriteError, atomic_write_text
+from train_denoiser import positive_int           # the sibling script's argument type
 
 DEFAULT_FACTORS = {"gaussian": [0.1, 0.25, 0.5, 0.75, 1.0], "speckle": [0.1, 0.25, 0.5, 0.75, 1.0],
                    "salt-pepper": [0.05, 0.1, 0.2, 0.3, 0.5]}
@@ -90,9 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "factors are always added [default: 0.1,0.25,0.5,0.75,1 for gaussian "
                         "and speckle, 0.05,0.1,0.2,0.3,0.5 for salt-pepper]")
     p.add_argument("--no-clip", action="store_true", help="do not clip noisy images to [0, 1]")
-    p.add_argument("--limit-test", type=int, default=None, help="score the first N test images only [default: all]")
+    p.add_argument("--limit-test", type=positive_int, default=None, help="score the first N test images only [default: all]")
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="array backend [default: numpy]")
-    p.add_argument("--batch-size", type=int, default=EVAL_BATCH, help="images per forward pass [default: %(default)s]")
+    p.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH, help="images per forward pass [default: %(default)s]")
     p.add_argument("--example-index", type=int, default=0,
                    help="which test image examples_vs_noise.png shows [default: %(default)s]")
     p.add_argument("--data-dir", default=None, help="folder with mnist/ and fashion-mnist/ (searched first; otherwise "
@@ -113,11 +114,11 @@ def load_entries(args: argparse.Namespace, parser: argparse.ArgumentParser) -> l
             parser.error(f"argument CHECKPOINT: {exc}")
         model.to(args.backend, "float32")
         entries.append(Entry(path, model, meta["config"], args.dataset or meta["config"]["dataset"]))
+    counts, seen = Counter(e.label for e in entries), Counter()
     for e in entries:                                   # the same run named twice: number them
-        same = [d for d in entries if d.label == e.label]
-        if len(same) > 1:
-            for n, d in enumerate(same, 1):
-                d.label += f" #{n}"
+        if counts[e.label] > 1:
+            seen[e.label] += 1
+            e.label += f" #{seen[e.label]}"
     return entries
 
 
@@ -204,9 +205,6 @@ def write_outputs(out: Path, args: argparse.Namespace, rows: list[dict], example
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("limit_test", "batch_size"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            parser.error(f"argument --{name.replace('_', '-')}: expected a positive integer")
     if args.example_index < 0:
         parser.error(f"argument --example-index: expected an index >= 0, got {args.example_index}")
     out = Path(args.out or f"runs/eval-{time.strftime('%Y%m%d-%H%M%S')}")
