@@ -12,6 +12,7 @@ training mode: a captured step replays the Adam step count it was captured with.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import tempfile
@@ -28,12 +29,13 @@ def with_fused(step, enabled: bool):
     return run
 
 
-def count_kernels(fn, sync, steps: int = 5) -> float | None:
-    """Kernels launched per call of ``fn`` (GPU kernels, memsets and copies), via CUPTI."""
+def count_kernels(fn, sync, steps: int = 5):
+    """Kernels launched per call of ``fn`` (GPU kernels, memsets and copies), via CUPTI, and
+    how many of each name; (None, {}) without PyTorch."""
     try:
         from torch.profiler import ProfilerActivity, profile
     except ImportError:
-        return None
+        return None, {}
     fn()
     sync()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
@@ -46,14 +48,15 @@ def count_kernels(fn, sync, steps: int = 5) -> float | None:
         with open(path) as f:
             events = json.load(f)["traceEvents"]
     cats = ("kernel", "gpu_memset", "gpu_memcpy")
-    return sum(1 for e in events if e.get("cat") in cats) / steps
+    names = collections.Counter(e.get("name", "?")[:60] for e in events if e.get("cat") in cats)
+    return sum(names.values()) / steps, {k: v / steps for k, v in names.most_common()}
 
 
-def graph_step(batch: int):
+def graph_step(batch: int, model: str = "conv"):
     """The fused step captured once into a CUDA graph; returns a replay function or a reason."""
     cupy = backend.get_backend("cupy")
     backend.use_fused_kernels(True)
-    step, _ = scratchnet_step(batch, "cupy")
+    step, _ = scratchnet_step(batch, "cupy", model)
     stream = cupy.cuda.Stream(non_blocking=True)
     try:
         with stream:
@@ -75,9 +78,11 @@ def graph_step(batch: int):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="conv", choices=["conv", "dense", "unet"])
     p.add_argument("--batches", type=int, nargs="+", default=[64, 256, 1024])
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--per-round", type=int, default=10)
+    p.add_argument("--names", action="store_true", help="list the fused step's kernels by name")
     args = p.parse_args()
     cupy = backend.get_backend("cupy")
     try:
@@ -86,18 +91,26 @@ def main() -> None:
     except ImportError:
         have_torch = False
     print(machine())
+    print(f"model: {args.model}")
     sync = cupy.cuda.Device().synchronize
     for batch in args.batches:
-        fused, _ = scratchnet_step(batch, "cupy")
-        unfused, _ = scratchnet_step(batch, "cupy")
+        fused, _ = scratchnet_step(batch, "cupy", args.model)
+        unfused, _ = scratchnet_step(batch, "cupy", args.model)
         fns = {"fused": with_fused(fused, True), "unfused": with_fused(unfused, False)}
-        replay, why = graph_step(batch)
+        replay, why = graph_step(batch, args.model)
         if replay is not None:
             fns["graph"] = replay
         if have_torch:
-            fns["torch"] = torch_step(batch, "cuda")
-        kernels = {k: count_kernels(fn, sync) for k, fn in fns.items() if k != "graph"}
+            fns["torch"] = torch_step(batch, "cuda", args.model)
+        # Time first: once PyTorch's profiler has run, its hooks slow every later launch
+        # (PyTorch's and CuPy's), which made earlier versions of this script flatter the ratio.
         t = alternate(fns, args.rounds, args.per_round, xps={k: cupy for k in fns})
+        counted = {k: count_kernels(fn, sync) for k, fn in fns.items() if k != "graph"}
+        kernels = {k: v[0] for k, v in counted.items()}
+        if args.names:
+            print(f"batch {batch}, kernels per fused step by name:")
+            for name, n in counted["fused"][1].items():
+                print(f"  {n:6.1f}  {name}")
         print(f"batch {batch}:")
         for name, fn in fns.items():
             k = kernels.get(name)

@@ -83,6 +83,21 @@ def main() -> None:
 
     rest = list(iter(loader))[args.batches // 2:]
     sync()
+    t = time.perf_counter()
+    for b, clean in enumerate(rest):
+        batch(b, clean, split=False)
+    sync()
+    print(f"unsynchronised, as in training: {(time.perf_counter() - t) / len(rest) * 1e3:.3f} "
+          "ms per batch")
+    for name, fn in (("seeded generator alone", lambda b: backend.default_rng((0, 0, b), xp)),
+                     ("gather alone", lambda b: images[loader_order[b * 64:(b + 1) * 64]])):
+        loader_order = xp.arange(len(images))
+        sync()
+        t = time.perf_counter()
+        for b in range(100):
+            fn(b)
+        sync()
+        print(f"  {name}: {(time.perf_counter() - t) * 10:.3f} ms per batch (unsynchronised)")
     prof = cProfile.Profile()
     t = time.perf_counter()
     prof.enable()

@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=positive_int, default=None,
                    help="the U-Net's base width (channels of its first level) [default: 16]")
     p.add_argument("--backend", choices=["numpy", "cupy"], default=d.backend,
-                   help="array backend: 'numpy' (CPU) or 'cupy' (NVIDIA GPU, needs scratchnet[gpu])")
+                   help="array backend: 'numpy' (CPU) or 'cupy' (NVIDIA GPU, needs the gpu-cuda12 or gpu-cuda13 extra)")
     p.add_argument("--dtype", choices=["float32", "float64"], default=d.dtype, help="float precision")
     p.add_argument("--epochs", type=positive_int, default=None,
                    help=f"number of epochs (total, also when resuming) [default: {d.epochs}]")

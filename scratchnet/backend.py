@@ -23,11 +23,11 @@ __all__ = [
     "BackendUnavailableError", "BACKEND_NAMES", "get_backend", "get_array_module", "backend_name",
     "to_numpy", "to_backend", "as_dtype", "as_strided", "manual_seed", "init_rng",
     "default_rng", "synchronize", "free_memory", "is_available", "retain_freed_host_memory",
-    "ElementwiseOp", "use_fused_kernels",
+    "ElementwiseOp", "RawOp", "pointer_table", "use_fused_kernels",
 ]
 
-_CUPY_HINT = ("install the GPU extra with `pip install 'scratchnet[gpu]'` "
-              "(or the CuPy wheel matching your CUDA, e.g. `pip install cupy-cuda12x`)")
+_CUPY_HINT = ("install the GPU extra that matches your CUDA major version (nvidia-smi shows it): "
+              "`pip install 'scratchnet[gpu-cuda12]'` or `pip install 'scratchnet[gpu-cuda13]'`")
 _ALIASES = {"numpy": "numpy", "cpu": "numpy", "np": "numpy",
             "cupy": "cupy", "cuda": "cupy", "gpu": "cupy", "cp": "cupy"}
 BACKEND_NAMES = frozenset(_ALIASES)      # every name get_backend() accepts
@@ -205,6 +205,99 @@ class ElementwiseOp:
 def _compile(spec: tuple[str, str, str, str]) -> Callable[..., Any]:
     import cupy
     return cupy.ElementwiseKernel(*spec)
+
+
+class RawOp:
+    """A hand-written CUDA C kernel (``extern "C" __global__ void <name>(...)``), for what an
+    element-wise body cannot express: one block per channel summing a row (batch norm, bias
+    gradients), or one launch over a list of tensors (the optimizer's update of every
+    parameter). Compiled by CuPy on first use, once per dtype: ``T`` is ``float`` or
+    ``double`` (the ``like`` array's dtype), and the source may use :data:`BLOCK_REDUCE`.
+
+    ``op.kernel(x)`` is None on NumPy or with fused kernels off (the caller then runs the
+    array code beside it), else ``launch(blocks, threads, *args)``, where arrays are passed
+    as pointers, Python ``int`` as ``long long``, ``float`` as ``double`` and ``bool`` as
+    ``bool`` (the kernel casts a scalar to ``T`` itself, rounding as NumPy would).
+    """
+
+    def __init__(self, source: str, name: str):
+        self.source, self.name = source, name
+
+    def kernel(self, like: Any) -> Callable[..., None] | None:
+        if not _fused or get_array_module(like) is numpy:
+            return None
+        return _compile_raw(self.source, self.name, numpy.dtype(like.dtype).name)
+
+
+# Sums of a block's threads in double precision, for kernels that reduce one row per block:
+# ``block_sum2(a, b)`` leaves the block's totals of a and b in thread 0 (every thread calls it).
+BLOCK_REDUCE = r"""
+__device__ void block_sum2(double& a, double& b) {
+    __shared__ double sa[32], sb[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int o = 16; o > 0; o >>= 1) {
+        a += __shfl_down_sync(0xffffffffu, a, o);
+        b += __shfl_down_sync(0xffffffffu, b, o);
+    }
+    if (lane == 0) { sa[warp] = a; sb[warp] = b; }
+    __syncthreads();
+    if (warp == 0) {
+        const int warps = (blockDim.x + 31) >> 5;
+        a = lane < warps ? sa[lane] : 0.0;
+        b = lane < warps ? sb[lane] : 0.0;
+        for (int o = 16; o > 0; o >>= 1) {
+            a += __shfl_down_sync(0xffffffffu, a, o);
+            b += __shfl_down_sync(0xffffffffu, b, o);
+        }
+    }
+}
+"""
+
+
+def _c_scalar(a: Any) -> Any:
+    if isinstance(a, bool):
+        return numpy.bool_(a)
+    if isinstance(a, int):
+        return numpy.int64(a)
+    if isinstance(a, float):
+        return numpy.float64(a)
+    return a
+
+
+@functools.lru_cache(maxsize=None)
+def _compile_raw(source: str, name: str, dtype: str) -> Callable[..., None]:
+    import cupy
+    ctype = {"float32": "float", "float64": "double"}[dtype]
+    kernel = cupy.RawKernel(f"typedef {ctype} T;\n{BLOCK_REDUCE}\n{source}", name)
+
+    def launch(blocks: int, threads: int, *args: Any) -> None:
+        kernel((int(blocks),), (int(threads),), tuple(_c_scalar(a) for a in args))
+    return launch
+
+
+def pointer_table(*rows: list[Any]) -> tuple[Any, Any]:
+    """Device addresses and cumulative sizes of lists of CuPy arrays, for one-launch kernels
+    over many tensors (:class:`RawOp`), e.g. ``pointer_table(params, grads, exp_avgs)``.
+
+    Args:
+        rows: R lists of P C-contiguous arrays each; the i-th arrays of all rows have the same
+            size (a parameter, its gradient, its moments).
+
+    Returns:
+        (table, offsets): int64 device arrays. ``table[r * P + i]`` is the address of
+        ``rows[r][i]``; ``offsets`` (P + 1 entries) sums the sizes, so element ``k`` of the
+        concatenated row lives in tensor ``i`` with ``offsets[i] <= k < offsets[i + 1]``.
+        The arrays must outlive every launch that uses the table.
+    """
+    arrays = [a for row in rows for a in row]
+    xp = get_array_module(*arrays)
+    sizes = [a.size for a in rows[0]]
+    for row in rows:
+        if [a.size for a in row] != sizes or any(not a.flags.c_contiguous for a in row):
+            raise ValueError("pointer_table: rows must hold C-contiguous arrays of equal sizes")
+    table = numpy.array([a.data.ptr for a in arrays], dtype=numpy.int64)
+    offsets = numpy.cumsum([0] + sizes, dtype=numpy.int64)
+    return xp.asarray(table), xp.asarray(offsets)
 
 
 # --- device housekeeping ---------------------------------------------------------------

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import ElementwiseOp, as_strided, get_array_module
+from .backend import ElementwiseOp, RawOp, as_strided, get_array_module
 
 Array = Any
 Pair = tuple[int, int]
@@ -46,7 +46,9 @@ Pair = tuple[int, int]
 __all__ = ["conv_output_size", "conv_transpose_output_size", "im2col", "col2im", "conv2d",
            "conv2d_grad_input", "conv2d_grad_weight", "conv_transpose2d", "sigmoid",
            "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-           "batch_norm_forward", "batch_norm_backward", "cat_channels"]
+           "batch_norm_forward", "batch_norm_backward", "channel_sums", "bias_grad", "batch_last",
+           "batch_last_apply",
+           "cat_channels"]
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -298,6 +300,16 @@ def max_pool2d(x: Array, kernel: Pair, stride: Pair, padding: Pair) -> tuple[Arr
         (C, OH, OW, N).
     """
     xp = get_array_module(x)
+    fused = _MAX_POOL_GATHER.kernel(x)
+    if fused is not None:                   # one thread per output: the loop below, in place
+        N, C, H, W = x.shape
+        (KH, KW), (SH, SW), (PH, PW) = kernel, stride, padding
+        OH, OW = conv_output_size(H, KH, SH, PH), conv_output_size(W, KW, SW, PW)
+        y = xp.empty((C, OH, OW, N), dtype=x.dtype)
+        argmax = xp.empty((C, OH, OW, N), dtype="int32")
+        fused(xp.ascontiguousarray(x.transpose(1, 2, 3, 0)), H, W, N, OH, OW, KH, KW, SH, SW,
+              PH, PW, -float("inf"), y, argmax)
+        return y.transpose(3, 0, 1, 2), argmax
     col = im2col(x, kernel, stride, padding, fill=-float("inf"))
     C, KH, KW, OH, OW, N = col.shape
     col = col.reshape(C, KH * KW, OH, OW, N)
@@ -323,9 +335,62 @@ def max_pool2d_backward(gy: Array, argmax: Array, kernel: Pair, stride: Pair, pa
     """
     xp = get_array_module(gy)
     (KH, KW), (C, OH, OW, N) = kernel, argmax.shape
+    fused = _MAX_POOL_GRAD_GATHER.kernel(gy)
+    if fused is not None:
+        (SH, SW), (PH, PW), (H, W) = stride, padding, size
+        dx = xp.empty((C, H, W, N), dtype=gy.dtype)
+        fused(xp.ascontiguousarray(gy.transpose(1, 2, 3, 0)), argmax, H, W, N, OH, OW, KH, KW,
+              SH, SW, PH, PW, dx)
+        return dx.transpose(3, 0, 1, 2)
     window = xp.arange(KH * KW).reshape(1, KH * KW, 1, 1, 1)
     gcol = (window == argmax[:, None]) * gy.transpose(1, 2, 3, 0)[:, None]     # one-hot * gy
     return col2im(gcol.reshape(C, KH, KW, OH, OW, N), stride, padding, size)
+
+
+# max_pool2d on CuPy: one thread per output y[c, oh, ow, n] runs the window loop above over the
+# batch-last (C, H, W, N) input (padding reads as -inf; ">" keeps the first maximum, a NaN wins).
+_MAX_POOL_GATHER = ElementwiseOp(
+    "raw T x, int32 H, int32 W, int32 N, int32 OH, int32 OW, int32 KH, int32 KW, "
+    "int32 SH, int32 SW, int32 PH, int32 PW, T fill",
+    "T y, int32 argmax",
+    """
+    const int n = i % N, ow = (i / N) % OW, oh = (i / N / OW) % OH;
+    const long long c = i / N / OW / OH;
+    T best = 0;
+    int arg = 0;
+    for (int k = 0; k < KH * KW; ++k) {
+        const int h = oh * SH + k / KW - PH, w = ow * SW + k % KW - PW;
+        const T v = (h >= 0 && h < H && w >= 0 && w < W) ? x[((c * H + h) * W + w) * N + n] : fill;
+        if (k == 0 || v > best || v != v) { best = v; arg = k; }    // as maximum(): NaN stays
+    }
+    y = best;
+    argmax = arg;
+    """,
+    "scratchnet_max_pool_gather")
+
+# max_pool2d_backward on CuPy: one thread per input pixel sums the gy of every window whose
+# maximum it was (the col2im gather, keeping only the entries argmax points at).
+_MAX_POOL_GRAD_GATHER = ElementwiseOp(
+    "raw T gy, raw int32 argmax, int32 H, int32 W, int32 N, int32 OH, int32 OW, int32 KH, "
+    "int32 KW, int32 SH, int32 SW, int32 PH, int32 PW",
+    "T dx",
+    """
+    const int n = i % N, w = (i / N) % W, h = (i / N / W) % H;
+    const long long c = i / N / W / H;
+    T sum = 0;
+    for (int ki = 0; ki < KH; ++ki) {
+        const int hs = h + PH - ki;
+        if (hs < 0 || hs % SH != 0 || hs / SH >= OH) continue;
+        for (int kj = 0; kj < KW; ++kj) {
+            const int ws = w + PW - kj;
+            if (ws < 0 || ws % SW != 0 || ws / SW >= OW) continue;
+            const long long o = ((c * OH + hs / SH) * OW + ws / SW) * N + n;
+            if (argmax[o] == ki * KW + kj) sum += gy[o];
+        }
+    }
+    dx = sum;
+    """,
+    "scratchnet_max_pool_grad_gather")
 
 
 def avg_pool2d(x: Array, kernel: Pair, stride: Pair, padding: Pair) -> Array:
@@ -368,10 +433,29 @@ def batch_norm_forward(x: Array, weight: Array | None, bias: Array | None, eps: 
     Returns:
         (y, xhat, inv_std, mean, var): y (N, C, H, W) as a view of a batch-last buffer;
         xhat as a (C, M) matrix and inv_std (C, 1) for backward; the statistics used, (C,).
+
+    On CuPy this is two kernels: :data:`_BN_STATS` (one block per channel: mean, variance and
+    inv_std in one pass over x) and :data:`_BN_NORMALIZE` (xhat and y element-wise).
     """
     xp = get_array_module(x)
     N, C, H, W = x.shape
     xm = _batch_last_matrix(x)                                        # (C, M)
+    stats_kernel, normalize = _BN_STATS.kernel(x), _BN_NORMALIZE.kernel(x)
+    if stats_kernel is not None and normalize is not None:
+        xm = xp.ascontiguousarray(xm)
+        M = xm.shape[1]
+        stats = xp.empty((3, C), dtype=x.dtype)                      # mean, var, inv_std
+        if mean is None:
+            stats_kernel(C, 256, xm, M, C, float(eps), stats)
+        else:
+            stats[0], stats[1] = mean, var
+            stats[2] = 1 / xp.sqrt(var + eps)
+        xhat, y = xp.empty_like(xm), xp.empty_like(xm)
+        affine = weight is not None
+        normalize(xm, stats, weight if affine else stats, bias if affine else stats, M, C,
+                  affine, xhat, y)
+        return (y.reshape(C, H, W, N).transpose(3, 0, 1, 2), xhat, stats[2].reshape(C, 1),
+                stats[0], stats[1])
     if mean is None:
         mean = xm.mean(axis=1)
         xc = xm - mean[:, None]
@@ -384,8 +468,45 @@ def batch_norm_forward(x: Array, weight: Array | None, bias: Array | None, eps: 
     return y.reshape(C, H, W, N).transpose(3, 0, 1, 2), xhat, inv_std, mean, var
 
 
+# One block per channel c (a row of the (C, M) matrix): mean and biased variance in one pass,
+# summing in double the values shifted by the row's first one (so that a mean far from 0 costs
+# no precision), then inv_std = 1 / sqrt(var + eps). stats is (3, C): mean, var, inv_std.
+_BN_STATS = RawOp(r"""
+extern "C" __global__ void scratchnet_bn_stats(const T* x, long long M, long long C,
+                                               double eps, T* stats) {
+    const T* row = x + blockIdx.x * M;
+    const double shift = (double)row[0];
+    double s = 0.0, q = 0.0;
+    for (long long j = threadIdx.x; j < M; j += blockDim.x) {
+        const double d = (double)row[j] - shift;
+        s += d;
+        q += d * d;
+    }
+    block_sum2(s, q);
+    if (threadIdx.x == 0) {
+        const double mean = s / M, var = fmax(q / M - mean * mean, 0.0);
+        stats[blockIdx.x] = (T)(mean + shift);
+        stats[C + blockIdx.x] = (T)var;
+        stats[2 * C + blockIdx.x] = (T)(1.0 / sqrt((double)(T)var + eps));
+    }
+}
+""", "scratchnet_bn_stats")
+
+# xhat = (x - mean) * inv_std and y = weight * xhat + bias for every entry of the (C, M) matrix.
+_BN_NORMALIZE = ElementwiseOp(
+    "T x, raw T stats, raw T weight, raw T bias, int64 M, int64 C, bool affine",
+    "T xhat, T y",
+    """
+    const long long c = i / M;
+    xhat = (x - stats[c]) * stats[2 * C + c];
+    y = affine ? xhat * weight[c] + bias[c] : xhat;
+    """,
+    "scratchnet_bn_normalize")
+
+
 def batch_norm_backward(gy: Array, xhat: Array, inv_std: Array, weight: Array | None,
-                        batch_stats: bool = True) -> tuple[Array, Array, Array]:
+                        batch_stats: bool = True,
+                        add_to: tuple[Array, Array] | None = None) -> tuple[Array, Array, Array]:
     """Gradients of :func:`batch_norm_forward`.
 
     Args:
@@ -393,21 +514,147 @@ def batch_norm_backward(gy: Array, xhat: Array, inv_std: Array, weight: Array | 
         batch_stats: whether forward used the batch's statistics (training mode): then the
             gradient also flows through the mean and variance; with fixed (running)
             statistics dx is just gy * weight * inv_std.
+        add_to: optional (grad_weight, grad_bias) into which dweight and dbias are also added.
 
     Returns:
         (dx (N, C, H, W), dweight (C,), dbias (C,)).
+
+    On CuPy: the two sums in one kernel (:func:`channel_sums`), dx in one element-wise kernel.
     """
+    xp = get_array_module(gy)
     N, C, H, W = gy.shape
     gm = _batch_last_matrix(gy)                                       # (C, M)
+    M = gm.shape[1]
+    grad_input = _BN_GRAD_INPUT.kernel(gy)
+    if grad_input is not None:
+        gm = xp.ascontiguousarray(gm)
+        sums = channel_sums(gm, xhat, add_to=add_to[::-1] if add_to else None)  # dbias, dweight
+        dx = xp.empty_like(gm)
+        affine = weight is not None
+        grad_input(gm, xhat, sums, inv_std, weight if affine else inv_std, M, C, affine,
+                   batch_stats, dx)
+        return dx.reshape(C, H, W, N).transpose(3, 0, 1, 2), sums[1], sums[0]
     dbias = gm.sum(axis=1)
     dweight = (gm * xhat).sum(axis=1)
     scale = inv_std if weight is None else weight[:, None] * inv_std
     if batch_stats:
-        M = gm.shape[1]
         dx = scale * (gm - dbias[:, None] / M - xhat * (dweight[:, None] / M))
     else:
         dx = gm * scale
+    if add_to is not None:
+        grad_weight, grad_bias = add_to
+        grad_weight += dweight
+        grad_bias += dbias
     return dx.reshape(C, H, W, N).transpose(3, 0, 1, 2), dweight, dbias
+
+
+# dx of batch norm for every entry of the (C, M) matrix, given sums = (dbias, dweight).
+_BN_GRAD_INPUT = ElementwiseOp(
+    "T gy, T xhat, raw T sums, raw T inv_std, raw T weight, int64 M, int64 C, bool affine, "
+    "bool batch_stats",
+    "T dx",
+    """
+    const long long c = i / M;
+    const T scale = affine ? weight[c] * inv_std[c] : inv_std[c];
+    dx = batch_stats ? scale * (gy - sums[c] / (T)M - xhat * (sums[C + c] / (T)M)) : gy * scale;
+    """,
+    "scratchnet_bn_grad_input")
+
+
+def channel_sums(a: Array, b: Array | None = None, scale: float = 1.0,
+                 add_to: tuple[Array | None, Array | None] | None = None) -> Array:
+    """Sums over each row of a (C, M) matrix: a channel's values over batch and pixels.
+
+    Args:
+        a: (C, M).  b: (C, M) or None.  scale: multiplies both sums.
+        add_to: optional pair of (C,) arrays (either may be None) into which the two rows of
+            the result are also *added*, in place: how a layer accumulates its parameters'
+            gradients without another pass.
+
+    Returns:
+        (2, C): row 0 the sums of ``a``, row 1 the sums of ``a * b`` (zeros without ``b``).
+        A bias gradient is ``channel_sums(gy_matrix)[0]``; batch norm's dbias and dweight
+        are ``channel_sums(gy_matrix, xhat)``. On CuPy one kernel (:data:`_CHANNEL_SUMS`,
+        one block per row, summing in double) instead of CuPy's generic reductions.
+    """
+    xp = get_array_module(a)
+    C, M = a.shape
+    acc_s, acc_q = add_to if add_to is not None else (None, None)
+    fused = _CHANNEL_SUMS.kernel(a)
+    if fused is not None:
+        out = xp.empty((2, C), dtype=a.dtype)
+        fused(C, 256, xp.ascontiguousarray(a), a if b is None else xp.ascontiguousarray(b),
+              b is not None, M, C, float(scale), out, out if acc_s is None else acc_s,
+              out if acc_q is None else acc_q, acc_s is not None, acc_q is not None)
+        return out
+    out = xp.stack([a.sum(axis=1), (a * b).sum(axis=1) if b is not None else xp.zeros_like(a[:, 0])])
+    if scale != 1:
+        out *= scale
+    for acc, row in ((acc_s, out[0]), (acc_q, out[1])):
+        if acc is not None:
+            acc += row
+    return out
+
+
+_CHANNEL_SUMS = RawOp(r"""
+extern "C" __global__ void scratchnet_channel_sums(
+        const T* a, const T* b, bool has_b, long long M, long long C, double scale, T* out,
+        T* acc_s, T* acc_q, bool has_acc_s, bool has_acc_q) {
+    const T* ra = a + blockIdx.x * M;
+    const T* rb = b + blockIdx.x * M;
+    double s = 0.0, q = 0.0;
+    for (long long j = threadIdx.x; j < M; j += blockDim.x) {
+        const double v = (double)ra[j];
+        s += v;
+        if (has_b) q += v * (double)rb[j];
+    }
+    block_sum2(s, q);
+    if (threadIdx.x == 0) {
+        const T vs = (T)(s * scale), vq = (T)(q * scale);
+        out[blockIdx.x] = vs;
+        out[C + blockIdx.x] = vq;
+        if (has_acc_s) acc_s[blockIdx.x] += vs;
+        if (has_acc_q) acc_q[blockIdx.x] += vq;
+    }
+}
+""", "scratchnet_channel_sums")
+
+
+def batch_last_apply(fn: Any, *arrays: Array) -> Any:
+    """``fn(*arrays)`` for an element-wise ``fn``, keeping a batch-last memory layout.
+
+    When every array is an (N, C, H, W) view of a batch-last (C, H, W, N) buffer, ``fn`` runs
+    on those buffers and its result(s) come back as such views too, so the next convolution or
+    batch norm reads them without a reordering copy. (NumPy's ufuncs keep an input's layout by
+    themselves; CuPy's kernels write C order.) Any other input: plain ``fn(*arrays)``.
+    """
+    if all(getattr(a, "ndim", 0) == 4 for a in arrays):
+        bufs = [a.transpose(1, 2, 3, 0) for a in arrays]
+        if all(b.flags.c_contiguous for b in bufs):
+            out = fn(*bufs)
+            if isinstance(out, tuple):
+                return tuple(o.transpose(3, 0, 1, 2) for o in out)
+            return out.transpose(3, 0, 1, 2)
+    return fn(*arrays)
+
+
+def bias_grad(gy: Array, add_to: Array | None = None) -> Array:
+    """dL/db of a convolution: gy (N, OC, OH, OW) summed over n, oh and ow, shape (OC,);
+    also added into ``add_to`` (a bias's ``grad``) when given."""
+    if _CHANNEL_SUMS.kernel(gy) is not None:
+        return channel_sums(_batch_last_matrix(gy), add_to=(add_to, None))[0]
+    g = gy.sum(axis=(0, 2, 3))
+    if add_to is not None:
+        add_to += g
+    return g
+
+
+def batch_last(a: Array) -> Array:
+    """(N, C, H, W) -> the same values as an (N, C, H, W) view of a batch-last (C, H, W, N)
+    buffer; no copy when ``a`` is one already. A backward that reads ``gy`` several times as a
+    (C, H*W*N) matrix calls this once instead of copying it each time."""
+    xp = get_array_module(a)
+    return xp.ascontiguousarray(a.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
 
 
 # --- concatenation -------------------------------------------------------------------------

@@ -1,16 +1,19 @@
 """Optimizers with PyTorch's semantics: SGD, Adam (coupled L2) and AdamW (decoupled decay).
 
 Every update is done in place on ``param.data`` with Python-float coefficients, so a float32
-model keeps float32 parameters and float32 optimizer state. On CuPy, Adam's update of one
-parameter is one fused kernel (``backend.ElementwiseOp``) instead of about fifteen array
-operations; the array code beside it is the reference.
+model keeps float32 parameters and float32 optimizer state. On CuPy, Adam updates *every*
+parameter of a group in one kernel launch, and ``zero_grad`` clears every gradient in one
+(``backend.RawOp`` over a table of the arrays' addresses, ``backend.pointer_table``), instead of
+about fifteen array operations per parameter; the per-parameter array code beside it is the
+reference, and the kernel rounds every operation as NumPy does, so both give the same bits.
 """
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any, Iterable
 
-from .backend import ElementwiseOp, get_array_module, to_backend
+from .backend import RawOp, get_array_module, pointer_table, to_backend
 from .nn.module import Parameter
 
 Array = Any
@@ -50,25 +53,49 @@ class Optimizer:
             self._validate(group)
             self.param_groups.append(group)
         self.state: dict[Parameter, dict[str, Any]] = {}
+        self._tables: dict[tuple[int, str], tuple[list[Any], tuple[Any, Any, int]]] = {}
 
     def _validate(self, group: dict[str, Any]) -> None:
         _check_range("learning rate", group["lr"], 0.0)
         _check_range("weight_decay", group.get("weight_decay", 0.0), 0.0)
 
     def zero_grad(self) -> None:
-        for group in self.param_groups:
+        for i, group in enumerate(self.param_groups):
+            grads = [p.grad for p in group["params"]]
+            fused = _ZERO.kernel(grads[0]) if _same_kind(grads) else None
+            if fused is not None:                 # every gradient of the group, one launch
+                table, offsets, total = self._table((i, "zero"), [grads])
+                fused(*_grid(total), table, offsets, len(grads))
+                continue
             for p in group["params"]:
                 p.zero_grad()
 
     def step(self) -> None:
-        for group in self.param_groups:
+        for i, group in enumerate(self.param_groups):
             for p in group["params"]:
                 state = self.state.setdefault(p, {})
                 _follow(p, state)
-                self._update(p, state, group)
+            if not self._fused_update(i, group):
+                for p in group["params"]:
+                    self._update(p, self.state[p], group)
 
     def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def _fused_update(self, index: int, group: dict[str, Any]) -> bool:
+        """Update the whole group in one kernel where the subclass has one; True if done."""
+        return False
+
+    def _table(self, key: tuple[int, str], rows: list[list[Any]]) -> tuple[Any, Any, int]:
+        """``backend.pointer_table(*rows)`` (and the element count), rebuilt only when one of
+        the arrays is not the one it was built from (after ``.to()``, a new ``p.data``, a
+        loaded state); the cache holds those arrays, so their addresses stay valid."""
+        arrays = [a for row in rows for a in row]
+        hit = self._tables.get(key)
+        if hit is None or len(hit[0]) != len(arrays) or not all(map(operator.is_, hit[0], arrays)):
+            hit = (arrays, (*pointer_table(*rows), sum(a.size for a in rows[0])))
+            self._tables[key] = hit
+        return hit[1]
 
     def state_dict(self) -> dict[str, Any]:
         """``{"state": {index: {...}}, "param_groups": [{hyperparameters, "params": [index]}]}``."""
@@ -112,6 +139,17 @@ def _follow(p: Parameter, state: dict[str, Any]) -> None:
         if getattr(v, "ndim", 0) > 0 and (type(v) is not type(data) or v.dtype != data.dtype):
             xp = get_array_module(data)
             state[k] = xp.asarray(to_backend(v, xp), dtype=data.dtype)
+
+
+def _same_kind(arrays: list[Any]) -> bool:
+    """All of one array type and dtype, and C-contiguous: what a one-launch kernel needs."""
+    a0 = arrays[0]
+    return all(type(a) is type(a0) and a.dtype == a0.dtype and a.flags.c_contiguous for a in arrays)
+
+
+def _grid(total: int, threads: int = 256) -> tuple[int, int]:
+    """(blocks, threads) for a grid-stride loop over ``total`` elements."""
+    return max(1, min(-(-total // threads), 2048)), threads
 
 
 def _scalar(v: Any) -> Any:
@@ -180,21 +218,23 @@ class Adam(Optimizer):
         for i, b in enumerate(group["betas"]):
             _check_range(f"beta{i + 1}", b, 0.0, 1.0)
 
-    def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
-        xp = get_array_module(p.data)
+    def _init_state(self, p: Parameter, state: dict[str, Any]) -> None:
         if not state:
+            xp = get_array_module(p.data)
             state.update(step=0, exp_avg=xp.zeros_like(p.data), exp_avg_sq=xp.zeros_like(p.data))
+
+    def _coefficients(self, group: dict[str, Any], t: int) -> tuple[float, float]:
+        """(step_size, bias_correction2_sqrt) at step ``t``."""
+        (beta1, beta2), lr = group["betas"], group["lr"]
+        return lr / (1 - beta1 ** t), math.sqrt(1 - beta2 ** t)
+
+    def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
+        self._init_state(p, state)
+        xp = get_array_module(p.data)
         (beta1, beta2), lr, wd = group["betas"], group["lr"], group["weight_decay"]
         state["step"] += 1
-        t = state["step"]
-        step_size, bias_correction2_sqrt = lr / (1 - beta1 ** t), math.sqrt(1 - beta2 ** t)
+        step_size, bias_correction2_sqrt = self._coefficients(group, state["step"])
         g, m, v = p.grad, state["exp_avg"], state["exp_avg_sq"]
-        fused = _ADAM.kernel(p.data)
-        if fused is not None:                     # the same update as below, one kernel
-            coupled_wd, decay = (0.0, 1 - lr * wd) if self.decoupled else (wd, 1.0)
-            fused(g, coupled_wd, decay, beta1, 1 - beta1, beta2, 1 - beta2, step_size,
-                  bias_correction2_sqrt, group["eps"], p.data, m, v)
-            return
         if wd and self.decoupled:
             p.data *= 1 - lr * wd
         elif wd:
@@ -208,20 +248,100 @@ class Adam(Optimizer):
         denom += group["eps"]
         p.data -= step_size * m / denom
 
+    def _fused_update(self, index: int, group: dict[str, Any]) -> bool:
+        """The update above for every parameter of the group in one launch (CuPy): the
+        parameters must share a dtype and a step count, as they do unless some were added
+        to the optimizer later; otherwise the per-parameter code runs."""
+        params = group["params"]
+        kernel = _ADAM_MULTI.kernel(params[0].data)
+        if kernel is None:
+            return False
+        for p in params:
+            self._init_state(p, self.state[p])
+        states = [self.state[p] for p in params]
+        rows = [[p.data for p in params], [p.grad for p in params],
+                [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]]
+        t = states[0]["step"] + 1
+        if not _same_kind([a for row in rows for a in row]) or any(s["step"] + 1 != t for s in states):
+            return False
+        for s in states:
+            s["step"] = t
+        (beta1, beta2), lr, wd = group["betas"], group["lr"], group["weight_decay"]
+        step_size, bias_correction2_sqrt = self._coefficients(group, t)
+        coupled_wd, decay = (0.0, 1 - lr * wd) if (self.decoupled and wd) else (float(wd), 1.0)
+        table, offsets, total = self._table((index, "adam"), rows)
+        coefficients = (coupled_wd, decay, beta1, 1 - beta1, beta2, 1 - beta2, step_size,
+                        bias_correction2_sqrt, group["eps"])
+        kernel(*_grid(total), table, offsets, len(params), *map(float, coefficients))
+        return True
 
-# The update above for one element, in one kernel (p, m, v are updated in place).
-_ADAM = ElementwiseOp(
-    "T grad, T wd, T decay, T beta1, T one_minus_beta1, T beta2, T one_minus_beta2, "
-    "T step_size, T bias_correction2_sqrt, T eps",
-    "T p, T m, T v",
-    """
-    const T g = grad + wd * p;                        // coupled L2 (wd = 0 for AdamW)
-    p *= decay;                                       // decoupled decay (1 for Adam)
-    m = beta1 * m + one_minus_beta1 * g;
-    v = beta2 * v + one_minus_beta2 * (g * g);
-    p -= step_size * m / (sqrt(v) / bias_correction2_sqrt + eps);
-    """,
-    "scratchnet_adam")
+
+# Shared by the one-launch kernels: which tensor of the table element k belongs to, and
+# IEEE operations that the compiler may not fuse into multiply-adds (NumPy rounds each one).
+_MULTI_TENSOR = r"""
+__device__ __forceinline__ int tensor_of(const long long* offsets, int P, long long k) {
+    int lo = 0, hi = P;                               // offsets[lo] <= k < offsets[hi]
+    while (hi - lo > 1) {
+        const int mid = (lo + hi) >> 1;
+        if (offsets[mid] <= k) lo = mid; else hi = mid;
+    }
+    return lo;
+}
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
+__device__ __forceinline__ float sub_rn(float a, float b) { return __fsub_rn(a, b); }
+__device__ __forceinline__ double sub_rn(double a, double b) { return __dsub_rn(a, b); }
+__device__ __forceinline__ float div_rn(float a, float b) { return __fdiv_rn(a, b); }
+__device__ __forceinline__ double div_rn(double a, double b) { return __ddiv_rn(a, b); }
+__device__ __forceinline__ float sqrt_rn(float a) { return __fsqrt_rn(a); }
+__device__ __forceinline__ double sqrt_rn(double a) { return __dsqrt_rn(a); }
+#define FOR_EACH_ELEMENT(k, total) \
+    for (long long k = blockIdx.x * (long long)blockDim.x + threadIdx.x; k < (total); \
+         k += (long long)gridDim.x * blockDim.x)
+"""
+
+# Adam's update (the array code in Adam._update, operation for operation) of every element of
+# every parameter: table = (p, grad, exp_avg, exp_avg_sq) addresses of P tensors each.
+_ADAM_MULTI = RawOp(_MULTI_TENSOR + r"""
+extern "C" __global__ void scratchnet_adam_multi(
+        const long long* table, const long long* offsets, long long P, double wd_,
+        double decay_, double beta1_, double omb1_, double beta2_, double omb2_,
+        double step_size_, double bc2_, double eps_) {
+    const T wd = (T)wd_, decay = (T)decay_, beta1 = (T)beta1_, omb1 = (T)omb1_;
+    const T beta2 = (T)beta2_, omb2 = (T)omb2_, step_size = (T)step_size_, bc2 = (T)bc2_;
+    const T eps = (T)eps_;
+    FOR_EACH_ELEMENT(k, offsets[P]) {
+        const int t = tensor_of(offsets, (int)P, k);
+        const long long j = k - offsets[t];
+        T* p = (T*)table[t] + j;
+        T* m = (T*)table[2 * P + t] + j;
+        T* v = (T*)table[3 * P + t] + j;
+        T g = ((const T*)table[P + t])[j];
+        T pv = *p;
+        if (decay != (T)1) pv = mul_rn(pv, decay);          // AdamW: p *= 1 - lr*wd
+        if (wd != (T)0) g = add_rn(g, mul_rn(wd, pv));      // Adam: g = grad + wd*p
+        const T mv = add_rn(mul_rn(*m, beta1), mul_rn(omb1, g));
+        const T vv = add_rn(mul_rn(*v, beta2), mul_rn(omb2, mul_rn(g, g)));
+        const T denom = add_rn(div_rn(sqrt_rn(vv), bc2), eps);
+        *p = sub_rn(pv, div_rn(mul_rn(step_size, mv), denom));
+        *m = mv;
+        *v = vv;
+    }
+}
+""", "scratchnet_adam_multi")
+
+# zero_grad of every gradient in the table, one launch.
+_ZERO = RawOp(_MULTI_TENSOR + r"""
+extern "C" __global__ void scratchnet_zero_multi(const long long* table, const long long* offsets,
+                                                 long long P) {
+    FOR_EACH_ELEMENT(k, offsets[P]) {
+        const int t = tensor_of(offsets, (int)P, k);
+        ((T*)table[t])[k - offsets[t]] = (T)0;
+    }
+}
+""", "scratchnet_zero_multi")
 
 
 class AdamW(Adam):

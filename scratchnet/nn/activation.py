@@ -20,14 +20,18 @@ class ReLU(Module):
     def forward(self, x: Array) -> Array:
         fused = _RELU.kernel(x)
         if fused is not None:
-            y, self._cache = fused(x)
+            y, self._cache = F.batch_last_apply(fused, x)
             return y
         self._cache = x > 0
         return get_array_module(x).maximum(x, 0)
 
     def backward(self, grad_output: Array) -> Array:
         mask = self._pop_cache(grad_output)
-        return grad_output * mask
+        return F.batch_last_apply(_multiply, grad_output, mask)
+
+
+def _multiply(a: Array, b: Array) -> Array:
+    return a * b
 
 
 # y and the mask in one pass; NaN stays NaN, as with maximum(x, 0).
@@ -64,7 +68,7 @@ class Sigmoid(Module):
     """
 
     def forward(self, x: Array) -> Array:
-        y = F.sigmoid(x)
+        y = F.batch_last_apply(F.sigmoid, x)
         self._cache = y
         return y
 
@@ -72,7 +76,7 @@ class Sigmoid(Module):
         y = self._pop_cache(grad_output)
         fused = _SIGMOID_GRAD.kernel(y)
         if fused is not None:
-            return fused(grad_output, y)
+            return F.batch_last_apply(fused, grad_output, y)
         return grad_output * y * (1 - y)
 
 

@@ -92,10 +92,11 @@ class Conv2d(_ConvNd):
 
     def backward(self, grad_output: Array) -> Array:
         col, size = self._pop_cache(grad_output)
-        self.weight.grad += F.conv2d_grad_weight(grad_output, col)
+        gy = F.batch_last(grad_output)            # read three times below: lay it out once
+        self.weight.grad += F.conv2d_grad_weight(gy, col)
         if self.bias is not None:
-            self.bias.grad += grad_output.sum(axis=(0, 2, 3))
-        return F.conv2d_grad_input(grad_output, self.weight.data, size, self.stride, self.padding)
+            F.bias_grad(gy, add_to=self.bias.grad)
+        return F.conv2d_grad_input(gy, self.weight.data, size, self.stride, self.padding)
 
 
 class ConvTranspose2d(_ConvNd):
@@ -148,5 +149,5 @@ class ConvTranspose2d(_ConvNd):
         gx, gcol = F.conv2d(grad_output, self.weight.data, None, self.stride, self.padding)
         self.weight.grad += F.conv2d_grad_weight(x, gcol)
         if self.bias is not None:
-            self.bias.grad += grad_output.sum(axis=(0, 2, 3))
+            F.bias_grad(grad_output, add_to=self.bias.grad)
         return gx

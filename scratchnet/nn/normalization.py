@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import functional as F
-from ..backend import get_backend
+from ..backend import ElementwiseOp, get_backend
 from ._checks import check_input, positive_int
 from .module import Module, Parameter
 
@@ -73,6 +73,10 @@ class BatchNorm2d(Module):
     def _update_running_stats(self, mean: Array, var: Array, M: int) -> None:
         self.num_batches_tracked += 1
         m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        fused = _RUNNING_STATS.kernel(mean)
+        if fused is not None:                    # the four lines below in one kernel
+            fused(mean, var, 1 - m, m, m * M / (M - 1), self.running_mean, self.running_var)
+            return
         self.running_mean *= 1 - m
         self.running_mean += m * mean
         self.running_var *= 1 - m
@@ -80,13 +84,17 @@ class BatchNorm2d(Module):
 
     def backward(self, grad_output: Array) -> Array:
         xhat, inv_std, batch_stats = self._pop_cache(grad_output)
-        weight = None if self.weight is None else self.weight.data
-        dx, dweight, dbias = F.batch_norm_backward(grad_output, xhat, inv_std, weight, batch_stats)
-        if self.weight is not None:
-            self.weight.grad += dweight
-            self.bias.grad += dbias
-        return dx
+        if self.weight is None:
+            return F.batch_norm_backward(grad_output, xhat, inv_std, None, batch_stats)[0]
+        return F.batch_norm_backward(grad_output, xhat, inv_std, self.weight.data, batch_stats,
+                                     add_to=(self.weight.grad, self.bias.grad))[0]
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+_RUNNING_STATS = ElementwiseOp(
+    "T mean, T var, T keep, T m, T var_scale", "T running_mean, T running_var",
+    "running_mean = running_mean * keep + m * mean; running_var = running_var * keep + var_scale * var",
+    "scratchnet_bn_running_stats")
