@@ -18,25 +18,32 @@ model's output).
 """
 from __future__ import annotations
 
-import argparse
-import csv
-import dataclasses
-import io
-import json
+import os
+import signal
 import sys
-import time
-from collections import Counter
-from pathlib import Path
 
-from tqdm.auto import tqdm
+if __name__ == "__main__":   # Ctrl-C while the libraries load: one line, exit 130, no traceback
+    signal.signal(signal.SIGINT, lambda *_: (sys.stderr.write(
+        "interrupted while starting; nothing was written\n"), os._exit(130)))
 
-from scratchnet import plotting
-from scratchnet.backend import BackendUnavailableError, default_rng, get_backend
-from scratchnet.checkpoint import CheckpointError, load_model
-from scratchnet.data import DATASETS, NOISES, DatasetError, add_noise, images_to_array, load_dataset
-from scratchnet.evaluation import EVAL_BATCH, predict, score_images, score_model
-from scratchnet.fileio import WriteError, atomic_write_text
-from train_denoiser import positive_int           # the sibling script's argument type
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import dataclasses  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from tqdm.auto import tqdm  # noqa: E402
+
+from scratchnet import cli, plotting  # noqa: E402
+from scratchnet.backend import BackendUnavailableError, default_rng, get_backend  # noqa: E402
+from scratchnet.checkpoint import CheckpointError, load_model  # noqa: E402
+from scratchnet.cli import positive_int  # noqa: E402
+from scratchnet.data import (DATASETS, NOISES, DatasetError, add_noise,  # noqa: E402
+                             images_to_array, load_dataset)
+from scratchnet.evaluation import EVAL_BATCH, predict, score_images, score_model  # noqa: E402
+from scratchnet.fileio import WriteError, atomic_write_text  # noqa: E402
 
 DEFAULT_FACTORS = {"gaussian": [0.1, 0.25, 0.5, 0.75, 1.0], "speckle": [0.1, 0.25, 0.5, 0.75, 1.0],
                    "salt-pepper": [0.05, 0.1, 0.2, 0.3, 0.5]}
@@ -66,10 +73,41 @@ class Entry:
     label: str = ""
 
     def __post_init__(self) -> None:
-        # The run's name: its directory for the default file name, else the file's own name.
-        run = self.path.parent.name if self.path.stem == "checkpoint" else self.path.stem
         width = f" w{self.config['width']}" if self.config.get("width") else ""
-        self.label = f"{run}: {self.config['model']}{width} ({self.dataset})"
+        self.label = f"{self.config['model']}{width} ({self.dataset})"
+
+    @property
+    def run(self) -> str:
+        """The run's name: its folder for the default file name, else the file's own name."""
+        return self.path.parent.name if self.path.stem == "checkpoint" else self.path.stem
+
+
+# Settings that tell two runs of one model apart, in the order a label names them.
+RECIPE = ["lr", "lr_schedule", "batch_size", "weight_decay", "epochs", "noise", "noise_factor",
+          "clip", "seed", "limit_train", "dtype"]
+
+
+def label_entries(entries: list[Entry]) -> None:
+    """Label each model by what it is: model and dataset ("unet w32 (mnist)"); where two
+    would read the same, add the settings that differ ("lr 0.002, lr_schedule cosine"), then
+    the run's folder, then a number."""
+    def collisions() -> dict[str, list[Entry]]:
+        groups: dict[str, list[Entry]] = {}
+        for e in entries:
+            groups.setdefault(e.label, []).append(e)
+        return {k: g for k, g in groups.items() if len(g) > 1}
+
+    for group in collisions().values():
+        differing = [k for k in RECIPE if len({str(e.config.get(k)) for e in group}) > 1]
+        for e in group:
+            if differing:
+                e.label += ", " + ", ".join(f"{k} {e.config.get(k)}" for k in differing)
+    for group in collisions().values():
+        for e in group:
+            e.label += f" [{e.run}]"
+    for group in collisions().values():              # the same run named twice: number them
+        for i, e in enumerate(group, 1):
+            e.label += f" #{i}"
 
 
 class UsageError(Exception):
@@ -77,7 +115,7 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = cli.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
@@ -114,11 +152,7 @@ def load_entries(args: argparse.Namespace, parser: argparse.ArgumentParser) -> l
             parser.error(f"argument CHECKPOINT: {exc}")
         model.to(args.backend, "float32")
         entries.append(Entry(path, model, meta["config"], args.dataset or meta["config"]["dataset"]))
-    counts, seen = Counter(e.label for e in entries), Counter()
-    for e in entries:                                   # the same run named twice: number them
-        if counts[e.label] > 1:
-            seen[e.label] += 1
-            e.label += f" #{seen[e.label]}"
+    label_entries(entries)
     return entries
 
 
@@ -154,7 +188,7 @@ def sweep(args: argparse.Namespace, entries: list[Entry], noise: str, factors: l
         if k >= len(clean):
             raise UsageError(f"argument --example-index: {k} is past the last of the "
                              f"{len(clean)} {dataset} test images scored")
-        examples[dataset] = {"clean": [clean[k]] * len(factors), "noisy": [],
+        examples[dataset] = {"clean": [clean[k]], "noisy": [],
                              **{e.label: [] for e in mine}}
         for f in factors:
             noisy = add_noise(noise, clean, f, not args.no_clip, default_rng(TEST_SEED, "numpy"))
@@ -199,7 +233,7 @@ def write_outputs(out: Path, args: argparse.Namespace, rows: list[dict], example
             for dataset, block in examples.items() for label, images in block.items()]
     plotting.save_figure(plotting.plot_image_grid(
         grid, f"test image {args.example_index} across {noise} noise levels",
-        [f"{f:g}" for f in factors]), out / "examples_vs_noise.png")
+        [f"noise {f:g}" for f in factors]), out / "examples_vs_noise.png")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,22 +248,28 @@ def main(argv: list[str] | None = None) -> int:
         get_backend(args.backend)
     except BackendUnavailableError as exc:
         parser.error(f"argument --backend: {exc}")
-    entries = load_entries(args, parser)                # everything is checked before writing
-    noise, factors = plan(args, entries, parser)
-    t0 = time.perf_counter()
-    try:
-        rows, examples = sweep(args, entries, noise, factors)
-    except DatasetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except UsageError as exc:
-        parser.error(str(exc))
-    try:
-        out.mkdir(parents=True)
-        write_outputs(out, args, rows, examples, noise, factors, time.perf_counter() - t0)
-    except (OSError, WriteError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    made: list[Path] = []
+    # Nothing is written until every score is in, so a Ctrl-C before that loses only time.
+    with cli.interrupts_exit(lambda: f"the outputs written so far are in {out}" if made and
+                             out.exists() else "nothing was written",
+                             cleanup=lambda: made and cli.remove_if_empty(out)):
+        entries = load_entries(args, parser)            # everything is checked before writing
+        noise, factors = plan(args, entries, parser)
+        t0 = time.perf_counter()
+        try:
+            rows, examples = sweep(args, entries, noise, factors)
+        except DatasetError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except UsageError as exc:
+            parser.error(str(exc))
+        try:
+            out.mkdir(parents=True)
+            made.append(out)
+            write_outputs(out, args, rows, examples, noise, factors, time.perf_counter() - t0)
+        except (OSError, WriteError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     width = max(len(r["model"]) for r in rows) + 2
     print(f"{'model':<{width}}{'factor':>7}{'MSE':>10}{'PSNR':>8}{'SSIM':>7}")
     for r in rows:

@@ -8,68 +8,43 @@ checkpoint into a new run directory.
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
+import os
+import signal
 import sys
-import time
-from pathlib import Path
 
-from scratchnet.backend import BackendUnavailableError, get_backend
-from scratchnet.checkpoint import CheckpointError, load_checkpoint
-from scratchnet.data import DATASETS, NOISES, DatasetError
-from scratchnet.experiment import LR_SCHEDULES, PRESETS, Config, TrainingStopped, train
-from scratchnet.models import MODELS
+if __name__ == "__main__":   # Ctrl-C while the libraries load: one line, exit 130, no traceback
+    signal.signal(signal.SIGINT, lambda *_: (sys.stderr.write(
+        "interrupted while starting; nothing was written\n"), os._exit(130)))
 
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+from scratchnet import cli  # noqa: E402
+from scratchnet.backend import BackendUnavailableError, get_backend  # noqa: E402
+from scratchnet.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
+from scratchnet.cli import non_negative_float, positive_float, positive_int  # noqa: E402
+from scratchnet.data import DATASETS, NOISES, DatasetError  # noqa: E402
+from scratchnet.experiment import (LR_SCHEDULES, PRESETS, Config, TrainingStopped,  # noqa: E402
+                                   train)
+from scratchnet.models import MODELS  # noqa: E402
 
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = non_negative_float(text)
-    except argparse.ArgumentTypeError:
-        value = 0.0
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
-
-
-class OneDefaultFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's real default once: not for flags, not where the help names it."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False) or "[default:" in (action.help or ""):
-            return action.help or ""
-        return super()._get_help_string(action)
+PRESET_NOTES = {"table-b": "the default", "table-a": "the smaller-batch table",
+                "unet": "the U-Net recipe chosen by measurement"}
 
 
 def build_parser() -> argparse.ArgumentParser:
     d = Config()
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        formatter_class=OneDefaultFormatter)
-    presets = "; ".join(f"'{name}': " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in values.items())
-                        for name, values in PRESETS.items())
+        formatter_class=cli.OneDefaultFormatter)
+    presets = "; ".join(f"'{name}' ({PRESET_NOTES.get(name, '')}): " + ", ".join(
+        f"{k.replace('_', '-')} {v}" for k, v in values.items()) for name, values in PRESETS.items())
     p.add_argument("--preset", choices=sorted(PRESETS),
-                   help=f"a set of settings ('table-b' is the default): {presets}. Explicit "
-                        "flags override it")
+                   help=f"a named set of settings; 'table-b' is the default and 'table-a' the "
+                        f"other of the two hyperparameter tables the project started from: "
+                        f"{presets}. Explicit flags override it")
     p.add_argument("--dataset", choices=sorted(DATASETS), default=d.dataset, help="dataset")
     p.add_argument("--model", choices=sorted(MODELS), default=d.model,
                    help="'conv': the convolutional autoencoder; 'dense': Linear layers "
@@ -144,14 +119,21 @@ def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser,
                          f"{names} cannot be changed; only --epochs, --backend, --data-dir, "
                          "--no-download, --out and --no-progress apply")
         try:
-            saved = load_checkpoint(args.resume)["config"]
+            meta = load_checkpoint(args.resume)
+            saved = meta["config"]
         except (CheckpointError, KeyError) as exc:
             parser.error(str(exc) if isinstance(exc, CheckpointError) else
                          f"checkpoint {args.resume} has no run configuration")
         config = Config(**{k: v for k, v in saved.items() if k in Config.__dataclass_fields__})
+        epochs = args.epochs or config.epochs
+        done = int(meta.get("epoch", 0))
+        if epochs <= done:
+            flag = "--epochs" if args.epochs else "--resume"
+            parser.error(f"argument {flag}: checkpoint {args.resume} already holds {done} "
+                         f"completed epoch{'s' if done != 1 else ''} of {config.epochs}, so there "
+                         f"is nothing to train; give --epochs N with N > {done} to continue")
         return dataclasses.replace(config, backend=args.backend, data_dir=args.data_dir,
-                                   epochs=args.epochs or config.epochs,
-                                   download=config.download and not args.no_download)
+                                   epochs=epochs, download=config.download and not args.no_download)
     values = dict(PRESETS[args.preset or "table-b"])
     values.update({k: getattr(args, k) for k in CONFIG_OPTIONS if k in explicit})
     config = Config(**{**values, "clip": not args.no_clip, "download": not args.no_download})
@@ -164,8 +146,8 @@ def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser,
     return config
 
 
-def make_out_dir(args: argparse.Namespace, config: Config, parser: argparse.ArgumentParser) -> Path:
-    out = Path(args.out or f"runs/{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+def make_out_dir(out: Path, parser: argparse.ArgumentParser) -> None:
+    """Create (and so reserve) the run folder; two runs started at once cannot share it."""
     if out.exists():
         parser.error(f"argument --out: {out} already exists; runs are never overwritten, "
                      "choose a new directory")
@@ -173,7 +155,6 @@ def make_out_dir(args: argparse.Namespace, config: Config, parser: argparse.Argu
         out.mkdir(parents=True)
     except OSError as exc:
         parser.error(f"argument --out: cannot create {out} ({exc.strerror or exc})")
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,19 +165,31 @@ def main(argv: list[str] | None = None) -> int:
         get_backend(config.backend)
     except BackendUnavailableError as exc:
         parser.error(f"argument --backend: {exc}")
-    out = make_out_dir(args, config, parser)
-    print(f"run directory: {out}")
-    try:
-        metrics = train(config, out, resume=args.resume, progress=not args.no_progress)
-    except (DatasetError, CheckpointError, TrainingStopped) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    out = Path(args.out or f"runs/{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    # From here on Ctrl-C ends the program in one line, after removing the run folder if it is
+    # still empty; inside the training loop it first writes a checkpoint (experiment.train).
+    made: list[Path] = []                              # the folder, once this run created it
+    with cli.interrupts_exit(lambda: "nothing was written" if not out.exists() or not made
+                             else f"what was written so far is in {out}",
+                             cleanup=lambda: made and cli.remove_if_empty(out)):
+        make_out_dir(out, parser)
+        made.append(out)
+        print(f"run directory: {out}")
+        try:
+            metrics = train(config, out, resume=args.resume, progress=not args.no_progress)
+        except (DatasetError, CheckpointError, TrainingStopped) as exc:
+            cli.remove_if_empty(out)
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     final = metrics["final"]
     if final:
+        noisy = metrics["noisy_baseline"]["mse"]
         print(f"done: test MSE {final['test_mse']:.5f} ({final['test_psnr']:.2f} dB), noisy input "
-              f"{metrics['noisy_baseline']['mse']:.5f}; outputs in {out}")
+              f"{noisy:.5f}; outputs in {out}")
+        if final["test_mse"] >= noisy:
+            print(f"note: the model's output is no better than its noisy input (test MSE "
+                  f"{final['test_mse']:.4f} >= {noisy:.4f}): too few training steps for this "
+                  "model; train on more images (--limit-train) or for more epochs")
     return 0
 
 

@@ -34,7 +34,8 @@ from .evaluation import EVAL_BATCH, mean_ssim, predict, psnr, score_model
 from .fileio import WriteError, atomic_write_text
 from .models import build_model, summary
 
-__all__ = ["Config", "TrainingStopped", "train", "evaluate", "psnr", "PRESETS", "LR_SCHEDULES"]
+__all__ = ["Config", "TrainingStopped", "TrainingInterrupted", "train", "evaluate", "psnr",
+           "PRESETS", "LR_SCHEDULES"]
 
 PRESETS = {
     # batch 64, Adam lr 1e-3 with coupled L2 weight decay 1e-5, 10 epochs (the default)
@@ -76,6 +77,11 @@ class Config:
 
 class TrainingStopped(Exception):
     """Training stopped early (non-finite loss); the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the checkpoint was written first. ``str(exc)`` says where the
+    run stopped and how to continue it."""
 
 
 def evaluate(model: nn.Module, clean: Any, noisy: Any, batch_size: int = EVAL_BATCH) -> float:
@@ -143,7 +149,14 @@ class _Figures:
             _draw(name, args, path)
             return
         self._raise_failures(wait=False)
-        self._pending.append(self._pool.submit(_draw, name, args, path))
+        # The helper process is started by the first submit; SIGINT is blocked meanwhile so
+        # that it inherits the block: Ctrl-C then reaches the training process alone (the
+        # signal waits, it is not lost, and arrives here once unblocked).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self._pending.append(self._pool.submit(_draw, name, args, path))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def _raise_failures(self, wait: bool) -> None:
         done = [f for f in self._pending if wait or f.done()]
@@ -213,7 +226,7 @@ class _Run:
             meta = load_checkpoint(resume, self.model, self.opt)
             self.state.update({k: meta[k] for k in self.state if k in meta})
             self.last_checkpoint = (Path(resume), self.state["epoch"])
-            log(f"resumed from {resume}: epoch {self.state['epoch']}, batch {self.state['batch']}")
+            log(f"resumed from {resume}: {_position(self.state['epoch'], self.state['batch'])}")
         self.loader = BatchLoader(data.train_x, config.batch_size, shuffle=True, seed=config.seed)
         self.scheduler = None
         if config.lr_schedule == "cosine":   # per batch; a function of the step count only
@@ -352,6 +365,13 @@ class _Run:
         return metrics
 
 
+def _position(done_epochs: int, batch: int) -> str:
+    """Where a run stands, in the progress bar's terms (epochs count from 1)."""
+    if batch:
+        return f"in epoch {done_epochs + 1} after batch {batch}"
+    return f"after epoch {done_epochs}" if done_epochs else "before the first epoch"
+
+
 HISTORY_FIELDS = ["epoch", "train_mse", "test_mse", "test_psnr", "test_ssim", "noisy_mse",
                   "noisy_psnr", "noisy_ssim", "seconds", "images_per_s"]
 
@@ -365,7 +385,8 @@ def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
     Raises:
         TrainingStopped: the loss became NaN/inf, or an output could not be written (disk
             full, ...); the message says which checkpoint a resume can start from.
-        KeyboardInterrupt: after Ctrl-C, once the checkpoint was written.
+        TrainingInterrupted: after Ctrl-C, once the checkpoint was written (a
+            KeyboardInterrupt whose message says where the run stopped and how to resume).
     """
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; expected one of {LR_SCHEDULES}")
@@ -402,9 +423,9 @@ def _train(run: _Run, log: Callable[[str], None]) -> dict[str, Any]:
             if stop.requested:
                 run.checkpoint()
                 run.write_outputs("interrupted")
-                log(f"interrupted in epoch {epoch + 1} after batch {run.state['batch']}; checkpoint "
-                    f"saved: continue with --resume {run.out / 'checkpoint.npz'}")
-                raise KeyboardInterrupt
+                raise TrainingInterrupted(
+                    f"interrupted {_position(epoch, run.state['batch'])}; checkpoint saved: "
+                    f"continue with --resume {run.out / 'checkpoint.npz'}")
             run.evaluate(epoch, seen, seconds, final=epoch + 1 == config.epochs)
             run.checkpoint()
             metrics = run.write_outputs("running" if epoch + 1 < config.epochs else "finished")

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy  # noqa: E402
 
 from .fileio import atomic_write  # noqa: E402
@@ -89,29 +90,43 @@ def plot_iteration_loss(losses: Sequence[float], iters_per_epoch: int, title: st
 
 def plot_epoch_loss(epochs: Sequence[int], train: Sequence[float], test: Sequence[float],
                     noisy_baseline: float, title: str) -> Any:
-    """Train and test MSE per epoch, with the noisy input's MSE as a baseline."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    """Train and test MSE per epoch, with the noisy input's MSE as a baseline.
+
+    Short runs read as well as long ones: the x axis spans at least a few epochs, the values
+    are written next to the points when there are few of them, and the log-scale y axis is
+    labelled in plain numbers (0.01, 0.02, ...) rather than powers of ten.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
     ax.plot(epochs, train, "o-", label="train MSE (mean over the epoch)")
     ax.plot(epochs, test, "s-", label="test MSE (fixed noisy test set)")
     ax.axhline(noisy_baseline, color="red", ls="--", label=f"noisy input ({noisy_baseline:.4f})")
+    if len(epochs) <= 3:
+        for e, a, b in zip(epochs, train, test):
+            ax.annotate(f"{a:.4f}", (e, a), textcoords="offset points", xytext=(6, 4), fontsize=8)
+            ax.annotate(f"{b:.4f}", (e, b), textcoords="offset points", xytext=(6, -10), fontsize=8)
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
     ax.set_xlabel("epoch")
     ax.set_ylabel("MSE (per pixel, images in [0, 1])")
     ax.set_xticks(list(epochs))
+    ax.set_xlim(min(epochs) - 0.5, max(max(epochs), min(epochs) + 2) + 0.5)
     ax.set_title(title)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)   # beside, never on a curve
     ax.grid(alpha=0.3)
     return fig
 
 
-def plot_results(clean: numpy.ndarray, noisy: numpy.ndarray, denoised: numpy.ndarray,
-                 title: str) -> Any:
-    """Rows: clean / noisy / denoised, one column per test image.
+def plot_results(clean: numpy.ndarray, noisy: numpy.ndarray | None, denoised: numpy.ndarray,
+                 title: str, labels: Sequence[str] = ("clean", "noisy", "denoised")) -> Any:
+    """Rows: clean / noisy / denoised (or the given ``labels``), one column per image; a
+    ``noisy`` of None leaves that row out.
 
     The images are tiled into one mosaic (white gaps between them) and shown once: one
     image on one axes draws about five times faster than a grid of 3*n axes.
     """
-    return plot_image_grid([("clean", clean), ("noisy", noisy), ("denoised", denoised)], title)
+    rows = [(labels[0], clean), (labels[1], noisy), (labels[2], denoised)]
+    return plot_image_grid([(name, images) for name, images in rows if images is not None], title)
 
 
 def plot_image_grid(rows: Sequence[tuple[str, Sequence[numpy.ndarray]]], title: str,
@@ -149,7 +164,7 @@ def plot_quality_vs_noise(curves: Sequence[dict], noise: str, title: str) -> Any
         curves: dicts with "label", "factors", "psnr", "ssim" and optionally "dashed" (the
             noisy inputs).
     """
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
     for curve in curves:
         style = dict(ls="--", marker="x") if curve.get("dashed") else dict(marker="o")
         left.plot(curve["factors"], curve["psnr"], label=curve["label"], **style)
@@ -158,6 +173,7 @@ def plot_quality_vs_noise(curves: Sequence[dict], noise: str, title: str) -> Any
         ax.set_xlabel(f"{noise} noise factor")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-    right.legend(fontsize=8, loc="best")
+    fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", fontsize=8,
+               ncols=min(3, len(curves)))                    # below the plots, over no curve
     fig.suptitle(title)
     return fig

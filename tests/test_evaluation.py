@@ -102,8 +102,7 @@ def test_sweep_end_to_end_for_every_model_type_is_repeatable(checkpoints, fake_t
     assert runs[0]["rows"] == runs[1]["rows"]                        # identical numbers
     assert runs[0]["factors"] == [0.1, 0.25, 0.4, 0.5, 0.75, 1.0]     # training factor added
     models = {r["model"] for r in runs[0]["rows"]}
-    assert models == {"noisy input", "run-conv: conv (mnist)", "run-dense: dense (mnist)",
-                      "run-unet: unet w4 (mnist)"}
+    assert models == {"noisy input", "conv (mnist)", "dense (mnist)", "unet w4 (mnist)"}
     lines = (outs[0] / "sweep.csv").read_text().splitlines()
     assert lines[0] == "model,dataset,noise,factor,mse,psnr,ssim,checkpoint" and len(lines) == 1 + 6 * 4
 
@@ -136,17 +135,29 @@ def test_checkpoints_of_different_datasets_are_each_scored_on_their_own(checkpoi
                      str(tmp_path / "e"), "--no-progress"]) == 0
     rows = json.loads((tmp_path / "e" / "sweep.json").read_text())["rows"]
     assert {(r["model"], r["dataset"]) for r in rows if r["model"] != "noisy input"} == {
-        ("run-conv: conv (mnist)", "mnist"), ("run-fashion: conv (fashion-mnist)", "fashion-mnist")}
+        ("conv (mnist)", "mnist"), ("conv (fashion-mnist)", "fashion-mnist")}
 
 
-def test_labels_name_the_run_and_stay_distinct(checkpoints, fake_test_split, tmp_path):
+def test_labels_name_model_and_recipe_and_stay_distinct(checkpoints, fake_test_split, tmp_path):
     named = tmp_path / "mnist_conv.npz"                  # a renamed checkpoint: its own name
     named.write_bytes(checkpoints[0].read_bytes())
-    assert app.main([str(named), str(checkpoints[0]), str(checkpoints[0]), "--factors", "0.5",
-                     "--out", str(tmp_path / "e"), "--no-progress"]) == 0
+    assert app.main([str(named), str(checkpoints[0]), str(checkpoints[0]), str(checkpoints[2]),
+                     "--factors", "0.5", "--out", str(tmp_path / "e"), "--no-progress"]) == 0
     rows = json.loads((tmp_path / "e" / "sweep.json").read_text())["rows"]
-    assert [r["model"] for r in rows if r["factor"] == 0.5] == ["noisy input", "mnist_conv: conv (mnist)",
-                                          "run-conv: conv (mnist) #1", "run-conv: conv (mnist) #2"]
+    assert [r["model"] for r in rows if r["factor"] == 0.5] == [
+        "noisy input", "conv (mnist) [mnist_conv]", "conv (mnist) [run-conv] #1",
+        "conv (mnist) [run-conv] #2", "unet w4 (mnist)"]
+
+
+def test_labels_name_the_settings_that_differ(tmp_path):
+    entries = [app.Entry(tmp_path / f"r{i}" / "checkpoint.npz", None,
+                         {"model": "unet", "width": 32, "lr": lr, "lr_schedule": sched}, "mnist")
+               for i, (lr, sched) in enumerate([(1e-3, "constant"), (2e-3, "cosine"), (1e-3, "constant")])]
+    app.label_entries(entries)
+    assert [e.label for e in entries] == [
+        "unet w32 (mnist), lr 0.001, lr_schedule constant [r0]",
+        "unet w32 (mnist), lr 0.002, lr_schedule cosine",
+        "unet w32 (mnist), lr 0.001, lr_schedule constant [r2]"]
 
 
 @pytest.mark.parametrize("index,message", [("-1", "expected an index >= 0, got -1"),

@@ -195,13 +195,27 @@ def checkpoint(tmp_path):
     return tmp_path / "c.npz"
 
 
-def test_denoise_images_out_naming_a_file_is_one_line(checkpoint, tmp_path):
-    (tmp_path / "file").write_text("x")
+@pytest.mark.parametrize("existing", ["file", "folder"])
+def test_denoise_images_refuses_an_existing_out_in_one_line(checkpoint, tmp_path, existing):
+    target = tmp_path / existing
+    target.write_text("x") if existing == "file" else (target.mkdir(), (target / "keep").write_text("k"))
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "a.png")
     r = subprocess.run([sys.executable, str(ROOT / "examples" / "denoise_images.py"), "--checkpoint",
-                        str(checkpoint), "--out", str(tmp_path / "file"), str(tmp_path / "a.png")],
+                        str(checkpoint), "--out", str(target), str(tmp_path / "a.png")],
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "exists and is not a folder" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "already exists" in r.stderr
+    assert existing == "file" or sorted(p.name for p in target.iterdir()) == ["keep"]
+
+
+def test_denoise_images_missing_checkpoint_exits_2_and_labels_rows(checkpoint, tmp_path, capsys):
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "a.png")
+    with pytest.raises(SystemExit) as exc:
+        denoise_images.main(["--checkpoint", str(tmp_path / "none.npz"), str(tmp_path / "a.png")])
+    assert exc.value.code == 2 and "does not exist" in capsys.readouterr().err
+    assert denoise_images.main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "d"),
+                                str(tmp_path / "a.png")]) == 0
+    assert (tmp_path / "d" / "a_denoised.png").is_file()
 
 
 def test_denoise_images_processes_the_readable_and_lists_every_bad_file(checkpoint, tmp_path, capsys):

@@ -1,16 +1,22 @@
 """``python -m scratchnet.data {download,verify,where}``: fetch, check or locate the datasets."""
 from __future__ import annotations
 
-import argparse
 import sys
 
+from .. import cli
 from .datasets import DATASETS, DatasetError, download_dataset, find_dataset_dir, search_dirs, \
     verify_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scratchnet.data",
-                                     description="Fetch, verify or locate MNIST / Fashion-MNIST.")
+    with cli.interrupts_exit("files already downloaded and verified are kept; a file being "
+                             "downloaded was discarded"):
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = cli.ArgumentParser(prog="python -m scratchnet.data",
+                                description="Fetch, verify or locate MNIST / Fashion-MNIST.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in [("download", "download missing files (verified by sha256)"),
                        ("verify", "re-hash every file and compare with the known sha256"),

@@ -283,16 +283,27 @@ def download_dataset(name: str, root: str | os.PathLike | None = None,
                 tmp.unlink(missing_ok=True)
         else:
             raise DatasetError(f"could not download {name}/{fname}: " + "; ".join(errors)
-                               + f". To get the data offline: {spec.install_hint}, or put the "
-                               f"IDX files in a folder and pass it with --data-dir/SCRATCHNET_DATA")
+                               + f". Without a network: {_copy_hint(spec)}")
     return folder
+
+
+def _copy_hint(spec: DatasetSpec) -> str:
+    files = ", ".join(f + ".gz" for f in spec.sha256)
+    return (f"copy the IDX files ({files}) from a machine that has them into "
+            f"DIR/{spec.name}/ and pass DIR with --data-dir or SCRATCHNET_DATA=DIR")
 
 
 def _missing_error(spec: DatasetSpec, split: str | None, root: Any) -> DatasetError:
     where = ", ".join(str(d / spec.name) for d in search_dirs(root))
     what = f"{spec.name} ({split})" if split else spec.name
-    return DatasetError(f"{what} not found; looked in {where}. To get it: {spec.install_hint}, "
-                        "or pass download=True / drop --no-download to fetch it")
+    if root is not None and (Path(root).name == spec.name or
+                             any(_locate(Path(root), f) for f in spec.sha256)):
+        return DatasetError(f"{what} not found; looked in {where}. --data-dir takes the folder "
+                            f"that holds {spec.name}/, not {spec.name}/ itself: try --data-dir "
+                            f"{Path(root).resolve().parent}")
+    return DatasetError(f"{what} not found; looked in {where}. To get it: {spec.install_hint} "
+                        f"(needs the network; drop --no-download to let training fetch it), or "
+                        f"{_copy_hint(spec)}")
 
 
 # --- public loading ------------------------------------------------------------------------
