@@ -27,7 +27,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from scratchnet import cli, plotting  # noqa: E402
+from scratchnet import cli, no_grad, plotting  # noqa: E402
 from scratchnet.backend import default_rng, get_backend, to_numpy  # noqa: E402
 from scratchnet.checkpoint import CheckpointError, load_model  # noqa: E402
 from scratchnet.data import add_noise  # noqa: E402
@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         x = xp.asarray(np.stack(images)[:, None])
         noisy = add_noise(config["noise"], x, args.noise_factor, True,
                           default_rng(args.seed, args.backend)) if args.noise_factor > 0 else None
-        denoised = to_numpy(model(x if noisy is None else noisy))
+        with no_grad():
+            denoised = to_numpy(model(x if noisy is None else noisy))
         noisy_host = [None] * len(readable) if noisy is None else to_numpy(noisy)
         noise_label = f"+ {config['noise']} noise x{args.noise_factor:g}"
         try:

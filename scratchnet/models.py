@@ -151,7 +151,7 @@ def summary(model: nn.Module, input_shape: tuple[int, ...], dtype: str = "float3
     """
     xp = get_backend(model.backend)
     try:
-        with nn.eval_mode(model):
+        with nn.eval_mode(model), nn.no_grad():
             model(xp.zeros(input_shape, dtype=dtype))
     finally:
         model.to()                                       # drop the caches of that pass

@@ -3,10 +3,10 @@ from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from .conv import Conv2d, ConvTranspose2d
 from .linear import Flatten, Linear, Unflatten
 from .loss import MSELoss
-from .module import Module, Parameter, Sequential, eval_mode
+from .module import Module, Parameter, Sequential, eval_mode, is_grad_enabled, no_grad
 from .normalization import BatchNorm2d
 from .pooling import AvgPool2d, MaxPool2d, Upsample
 
 __all__ = ["Module", "Parameter", "Sequential", "Conv2d", "ConvTranspose2d", "Linear", "Flatten",
            "Unflatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "MSELoss", "BatchNorm2d",
-           "MaxPool2d", "AvgPool2d", "Upsample", "eval_mode"]
+           "MaxPool2d", "AvgPool2d", "Upsample", "eval_mode", "no_grad", "is_grad_enabled"]
