@@ -10,12 +10,14 @@ CuPy is imported only when a caller asks for it, so a NumPy-only machine never n
 """
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import ctypes
 import ctypes.util
 import functools
 import os
 import types
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy
 
@@ -23,7 +25,8 @@ __all__ = [
     "BackendUnavailableError", "BACKEND_NAMES", "get_backend", "get_array_module", "backend_name",
     "to_numpy", "to_backend", "as_dtype", "as_strided", "manual_seed", "init_rng",
     "default_rng", "synchronize", "free_memory", "is_available", "retain_freed_host_memory",
-    "ElementwiseOp", "RawOp", "pointer_table", "use_fused_kernels",
+    "ElementwiseOp", "RawOp", "pointer_table", "use_fused_kernels", "num_threads",
+    "parallel_map", "use_blocked_cpu", "blocked_cpu_applies",
 ]
 
 _CUPY_HINT = ("install the GPU extra that matches your CUDA major version (nvidia-smi shows it): "
@@ -298,6 +301,86 @@ def pointer_table(*rows: list[Any]) -> tuple[Any, Any]:
     table = numpy.array([a.data.ptr for a in arrays], dtype=numpy.int64)
     offsets = numpy.cumsum([0] + sizes, dtype=numpy.int64)
     return xp.asarray(table), xp.asarray(offsets)
+
+
+# --- threads on the CPU ---------------------------------------------------------------------
+# NumPy runs element-wise work and copies on one thread, and only BLAS uses the others. The
+# blocked CPU paths (scratchnet/blocked.py) split their work into independent pieces (blocks of
+# output rows, groups of channels) and run them on a pool of threads: NumPy releases the GIL
+# inside copies, ufuncs and BLAS calls, so the pieces really run at once. BLAS is held to one
+# thread per piece meanwhile, so the threads do not oversubscribe the cores.
+
+def num_threads() -> int:
+    """Threads for the blocked CPU paths: ``SCRATCHNET_NUM_THREADS`` if set, else the cores
+    this process may run on."""
+    value = os.environ.get("SCRATCHNET_NUM_THREADS")
+    if value:
+        try:
+            n = int(value)
+        except ValueError:
+            raise ValueError(f"SCRATCHNET_NUM_THREADS must be a positive integer, got {value!r}") from None
+        if n < 1:
+            raise ValueError(f"SCRATCHNET_NUM_THREADS must be a positive integer, got {value!r}")
+        return n
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:                     # not on Linux
+        return os.cpu_count() or 1
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(n: int) -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="scratchnet")
+
+
+@contextlib.contextmanager
+def _blas_single_threaded() -> Iterator[None]:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:                        # optional: without it BLAS keeps its threads
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def parallel_map(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    """``[fn(item) for item in items]``, the items shared out over :func:`num_threads`
+    threads (BLAS at one thread each meanwhile); in order. One item or one thread: no pool."""
+    items = list(items)
+    n = min(num_threads(), len(items))
+    if n <= 1:
+        return [fn(item) for item in items]
+    with _blas_single_threaded():
+        return list(_pool(n).map(fn, items))
+
+
+_blocked = os.environ.get("SCRATCHNET_BLOCKED_CPU", "float32")
+
+
+def use_blocked_cpu(mode: str | None = None) -> str:
+    """Where the blocked CPU paths run instead of the reference array code (returns the
+    previous setting; None only reads it).
+
+    ``"float32"`` (the default): NumPy arrays of float32, i.e. training and inference; float64
+    (gradient checks, parity tests) runs the reference code in :mod:`scratchnet.functional`.
+    ``"always"``: every NumPy array (how the tests gradcheck the blocked code itself).
+    ``"never"``: the reference code everywhere. ``SCRATCHNET_BLOCKED_CPU`` sets the start value.
+    """
+    global _blocked
+    previous = _blocked
+    if mode is not None:
+        if mode not in ("float32", "always", "never"):
+            raise ValueError(f"use_blocked_cpu: expected 'float32', 'always' or 'never', got {mode!r}")
+        _blocked = mode
+    return previous
+
+
+def blocked_cpu_applies(x: Any) -> bool:
+    """True when the blocked CPU path should serve an operation on ``x``."""
+    if _blocked == "never" or type(x) is not numpy.ndarray:
+        return False
+    return _blocked == "always" or x.dtype == numpy.float32
 
 
 # --- device housekeeping ---------------------------------------------------------------

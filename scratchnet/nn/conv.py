@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import blocked
 from .. import functional as F
+from ..backend import blocked_cpu_applies, use_blocked_cpu as backend_mode
 from ._checks import check_input, positive_int, to_pair
 from .init import default_bound, uniform
 from .module import Module, Parameter
@@ -70,7 +72,9 @@ class Conv2d(_ConvNd):
 
     Backward (col = im2col(x) as a (C*KH*KW, OH*OW*N) matrix, gy as (OC, OH*OW*N)):
         dW = gy @ col^T,  db = sum of gy over n, oh, ow,  dx = col2im(W^T @ gy).
-    Only ``col`` and the input size are kept between forward and backward.
+    Only ``col`` and the input size are kept between forward and backward. On the CPU, large
+    float32 layers take :mod:`scratchnet.blocked` instead: the same products a few output rows
+    at a time, keeping the padded input rather than ``col`` (``backend.use_blocked_cpu``).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair,
@@ -86,17 +90,41 @@ class Conv2d(_ConvNd):
             raise ValueError(f"{self!r}: input size ({H}, {W}) with padding {self.padding} is "
                              f"smaller than the kernel {self.kernel_size}")
         b = None if self.bias is None else self.bias.data
+        if _use_blocked(x, self.weight.data, self.stride, self.padding):
+            y, xpad = blocked.conv2d_forward(x, self.weight.data, b, self.stride, self.padding)
+            self._cache = (xpad, (H, W), True)
+            return y
         y, col = F.conv2d(x, self.weight.data, b, self.stride, self.padding)
-        self._cache = (col, (H, W))
+        self._cache = (col, (H, W), False)
         return y
 
     def backward(self, grad_output: Array) -> Array:
-        col, size = self._pop_cache(grad_output)
+        saved, size, is_blocked = self._pop_cache(grad_output)
         gy = F.batch_last(grad_output)            # read three times below: lay it out once
-        self.weight.grad += F.conv2d_grad_weight(gy, col)
         if self.bias is not None:
             F.bias_grad(gy, add_to=self.bias.grad)
+        if is_blocked:                            # saved: the padded input, not im2col
+            dx, dw = blocked.conv2d_backward(gy, saved, self.weight.data, self.stride,
+                                             self.padding, size)
+            self.weight.grad += dw
+            return dx
+        self.weight.grad += F.conv2d_grad_weight(gy, saved)
         return F.conv2d_grad_input(gy, self.weight.data, size, self.stride, self.padding)
+
+
+# im2col matrices at least this large go through scratchnet.blocked on the CPU: below it the
+# whole matrix stays in cache anyway, and one GEMM beats several.
+BLOCKED_MIN_BYTES = 8 << 20
+
+
+def _use_blocked(x: Array, weight: Array, stride: tuple[int, int], padding: tuple[int, int]) -> bool:
+    if not blocked_cpu_applies(x):
+        return False
+    N, C, H, W = x.shape
+    OC, _, KH, KW = weight.shape
+    OH = F.conv_output_size(H, KH, stride[0], padding[0])
+    OW = F.conv_output_size(W, KW, stride[1], padding[1])
+    return C * KH * KW * OH * OW * N * x.itemsize >= BLOCKED_MIN_BYTES or backend_mode() == "always"
 
 
 class ConvTranspose2d(_ConvNd):
