@@ -13,6 +13,20 @@ accumulate. Numerically, along a direction D:
 Small tensors are checked element by element (D = one-hot); large ones along random unit
 directions plus a random sample of single elements. An element passes when
 |analytic - numeric| <= atol + rtol*|numeric| (PyTorch's gradcheck defaults).
+
+Accumulation is part of the contract: ``backward`` must *add* dL/dparam into ``param.grad``
+(``+=``), never assign it: accumulating gradients over several batches, and a parameter
+that two consumers share, both rely on that sum. With ``check_accumulation=True`` (the
+default) backward runs twice, after two forward passes on the same values:
+
+    1. from zeroed grads, giving G0 = what one backward alone contributes;
+    2. from grads pre-filled with random non-zero values R (|R| in [0.5, 1.5]), giving G1.
+
+The analytic parameter gradient compared with finite differences is then the *difference*
+G1 - R, and each parameter is also judged on its own: G1 = G0 (elementwise, to rounding)
+means backward threw R away, and its row reads "grad was overwritten, not accumulated (+=)";
+G1 - R differing from G0 in any other way means backward changed what grad held before it.
+Either is a failure even where G0 itself is right.
 """
 from __future__ import annotations
 
@@ -23,9 +37,12 @@ from typing import Any
 
 from .backend import default_rng, get_array_module, to_backend, to_numpy
 
-__all__ = ["gradcheck", "GradcheckError", "GradcheckReport", "TensorCheck", "rel_error"]
+__all__ = ["gradcheck", "GradcheckError", "GradcheckReport", "TensorCheck", "rel_error",
+           "OVERWRITTEN"]
 
 Array = Any
+
+OVERWRITTEN = "grad was overwritten, not accumulated (+=)"
 
 
 class GradcheckError(AssertionError):
@@ -48,10 +65,11 @@ class TensorCheck:
     max_rel_error: float = 0.0  # |a - n| / max(|a|, |n|, atol): near-zero values judged absolutely
     worst: str = "-"            # where max_rel_error occurred, with both values
     failures: int = 0
+    problem: str = ""           # a failure besides the values, e.g. OVERWRITTEN
 
     @property
     def passed(self) -> bool:
-        return self.failures == 0
+        return self.failures == 0 and not self.problem
 
 
 @dataclass
@@ -77,6 +95,7 @@ class GradcheckReport:
         rows = [f"  {'ok  ' if c.passed else 'FAIL'} {c.name:<14} {str(c.shape):<18} "
                 f"{c.method:<28} max rel {c.max_rel_error:.2e}  max abs {c.max_abs_error:.2e}  "
                 f"worst at {c.worst}" + (f"  ({c.failures} failing)" if c.failures else "")
+                + (f"  {c.problem}" if c.problem else "")
                 for c in self.checks]
         return "\n".join([head] + rows)
 
@@ -91,8 +110,8 @@ def _unravel(i: int, shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def gradcheck(module: Any, *inputs: Array, eps: float = 1e-6, atol: float = 1e-5,
               rtol: float = 1e-3, seed: int = 0, max_elementwise: int = 512,
-              n_directions: int = 4, n_samples: int = 32, raise_exception: bool = True
-              ) -> GradcheckReport:
+              n_directions: int = 4, n_samples: int = 32, raise_exception: bool = True,
+              check_accumulation: bool = True) -> GradcheckReport:
     """Compare ``module.backward`` with central differences for every input and parameter.
 
     The module is deep-copied and cast to float64 (the original is untouched); inputs are
@@ -104,10 +123,16 @@ def gradcheck(module: Any, *inputs: Array, eps: float = 1e-6, atol: float = 1e-5
         inputs: the forward arguments (e.g. ``x``, or ``pred, target`` for a loss). Inputs
             beyond those backward returns gradients for are held fixed.
         eps, atol, rtol: step and tolerances (PyTorch's gradcheck defaults).
-        seed: seeds the upstream gradient, directions and sampled elements.
+        seed: seeds the upstream gradient, directions and sampled elements, and the values
+            the parameters' grads start from in the accumulation check.
         max_elementwise: tensors with at most this many elements are checked element-wise.
         n_directions, n_samples: for larger tensors, random directions and single elements.
         raise_exception: raise GradcheckError with the report when a check fails.
+        check_accumulation: also require backward to *add* into ``param.grad``: a second
+            backward starts from random non-zero grads, the parameters' analytic gradient is
+            grad after minus grad before, and a parameter whose grad was assigned instead
+            fails with :data:`OVERWRITTEN` (see the module docstring). False: one backward
+            from zeroed grads, which cannot tell ``=`` from ``+=``.
 
     Returns:
         A GradcheckReport: per tensor the worst relative/absolute error and where.
@@ -124,23 +149,79 @@ def gradcheck(module: Any, *inputs: Array, eps: float = 1e-6, atol: float = 1e-5
     grads = work.backward(upstream)
     grads = grads if isinstance(grads, tuple) else (grads,)
 
+    params: dict[int, Any] = {}               # a parameter registered twice is judged once
+    for _, p in work.named_parameters():
+        params.setdefault(id(p), p)
+    analytic = {key: p.grad.copy() for key, p in params.items()}
+    problems: dict[int, str] = {}
+    if check_accumulation and params:
+        analytic, problems = _accumulate_from_random(work, xs, upstream, params, analytic, seed)
+
     def f() -> float:
         return float((work(*xs) * upstream).sum())
 
-    targets = [(f"input[{i}]" if len(grads) > 1 else "input", xs[i], g)
+    targets = [(f"input[{i}]" if len(grads) > 1 else "input", xs[i], g, "")
                for i, g in enumerate(grads)]
-    targets += [(name, p.data, p.grad.copy()) for name, p in work.named_parameters()]
+    targets += [(name, p.data, analytic[id(p)], problems.get(id(p), ""))
+                for name, p in work.named_parameters()]
 
     report = GradcheckReport(module=repr(module).split("\n")[0].rstrip("("))
-    for name, T, grad in targets:
+    for name, T, grad, problem in targets:
         if tuple(grad.shape) != tuple(T.shape):
             raise GradcheckError(f"gradcheck {report.module}: gradient for {name} has shape "
                                  f"{tuple(grad.shape)}, expected {tuple(T.shape)}")
-        report.checks.append(_check_tensor(name, T, grad, f, rng, eps, atol, rtol,
-                                           max_elementwise, n_directions, n_samples))
+        check = _check_tensor(name, T, grad, f, rng, eps, atol, rtol, max_elementwise,
+                              n_directions, n_samples)
+        check.problem = problem
+        report.checks.append(check)
     if raise_exception and not report.passed:
         raise GradcheckError(str(report))
     return report
+
+
+def _accumulate_from_random(work: Any, xs: list[Array], upstream: Array, params: dict[int, Any],
+                            fresh: dict[int, Array], seed: int
+                            ) -> tuple[dict[int, Array], dict[int, str]]:
+    """Run forward and backward again with every grad pre-filled with random values R.
+
+    Args:
+        fresh: per parameter (by id) the grad one backward left from zeros (G0).
+
+    Returns:
+        (analytic, problems): per parameter the host array G1 - R (grad after minus grad
+        before: what this backward added), and a message for each parameter whose backward
+        did not simply add G0 (:data:`OVERWRITTEN` where G1 = G0).
+    """
+    # its own stream, so the directions and sampled elements are those of a check without it
+    rng = default_rng(None if seed is None else (seed, 1), "numpy")
+    before = {}
+    for key, p in params.items():
+        r = rng.uniform(0.5, 1.5, p.shape) * rng.choice([-1.0, 1.0], p.shape)
+        before[key] = r                           # |R| >= 0.5: no element starts near zero
+        p.grad[...] = to_backend(r, get_array_module(p.grad))
+    work(*xs)
+    work.backward(upstream)
+
+    analytic, problems = {}, {}
+    for key, p in params.items():
+        g1, r, g0 = to_numpy(p.grad), before[key], to_numpy(fresh[key])
+        if tuple(g1.shape) != tuple(r.shape) or tuple(g0.shape) != tuple(r.shape):
+            analytic[key] = g1 if tuple(g1.shape) != tuple(r.shape) else g0   # shape error
+            continue
+        analytic[key] = g1 - r
+        tol = 1e-9 * (abs(g0) + abs(r))           # rounding of (R + G0) - R, and no more
+        overwritten = abs(g1 - g0) <= tol
+        added = abs(g1 - r - g0) <= tol
+        n_over = int(overwritten.sum())
+        if n_over == g1.size:
+            problems[key] = OVERWRITTEN
+        elif n_over:
+            problems[key] = (f"grad was overwritten at {n_over} of {g1.size} elements, "
+                             "not accumulated (+=)")
+        elif not added.all():
+            problems[key] = ("a backward from non-zero grad did not add what it adds to zeros: "
+                             "grad before backward was changed, not accumulated (+=)")
+    return analytic, problems
 
 
 def _check_tensor(name, T, grad, f, rng, eps, atol, rtol, max_elementwise, n_directions,

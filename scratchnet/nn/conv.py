@@ -92,18 +92,18 @@ class Conv2d(_ConvNd):
         b = None if self.bias is None else self.bias.data
         if _use_blocked(x, self.weight.data, self.stride, self.padding):
             y, xpad = blocked.conv2d_forward(x, self.weight.data, b, self.stride, self.padding)
-            self._cache = (xpad, (H, W), True)
+            self._cache = (xpad, (H, W))          # the padded input (4 axes), not im2col (6)
             return y
         y, col = F.conv2d(x, self.weight.data, b, self.stride, self.padding)
-        self._cache = (col, (H, W), False)
+        self._cache = (col, (H, W))
         return y
 
     def backward(self, grad_output: Array) -> Array:
-        saved, size, is_blocked = self._pop_cache(grad_output)
+        saved, size = self._pop_cache(grad_output)
         gy = F.batch_last(grad_output)            # read three times below: lay it out once
         if self.bias is not None:
             F.bias_grad(gy, add_to=self.bias.grad)
-        if is_blocked:                            # saved: the padded input, not im2col
+        if saved.ndim == 4:                       # forward took scratchnet.blocked
             dx, dw = blocked.conv2d_backward(gy, saved, self.weight.data, self.stride,
                                              self.padding, size)
             self.weight.grad += dw
