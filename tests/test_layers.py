@@ -180,3 +180,12 @@ def test_cupy_request_without_gpu_says_how_to_install():
         pytest.skip("a GPU is present")
     with pytest.raises(backend.BackendUnavailableError, match="cupy"):
         conv_autoencoder().to("cupy")
+
+
+def test_a_shared_parameter_is_listed_and_counted_once():
+    a, b = nn.Linear(3, 3), nn.Linear(3, 3)
+    b.weight = a.weight
+    model = nn.Sequential(a, b)
+    names = [n for n, _ in model.named_parameters()]
+    assert names == ["0.weight", "0.bias", "1.bias"]
+    assert model.num_parameters() == 9 + 3 + 3

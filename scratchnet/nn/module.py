@@ -194,13 +194,19 @@ class Module:
         return cache
 
     # --- parameters ----------------------------------------------------------------
-    def _named_members(self, table: str, prefix: str) -> Iterator[tuple[str, Any]]:
+    def _named_members(self, table: str, prefix: str, seen: set[int] | None = None
+                       ) -> Iterator[tuple[str, Any]]:
         """Entries of ``self.<table>`` (``_parameters`` or ``_buffers``), then the children's,
-        with dotted names: registration order, as in PyTorch."""
+        with dotted names: registration order, as in PyTorch. An entry shared by two modules
+        (``b.weight = a.weight``) is listed once, under its first name, so an optimizer
+        updates it once per step."""
+        seen = set() if seen is None else seen
         for name, value in getattr(self, table).items():
-            yield prefix + name, value
+            if value is not None and id(value) not in seen:
+                seen.add(id(value))
+                yield prefix + name, value
         for name, m in self._modules.items():
-            yield from m._named_members(table, prefix + name + ".")
+            yield from m._named_members(table, prefix + name + ".", seen)
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         return self._named_members("_parameters", prefix)
