@@ -357,10 +357,11 @@ class _Run:
             n = min(10, len(d.test_clean))
             last = hist[-1]
             ssim = f", SSIM {last['test_ssim']:.3f}" if "test_ssim" in last else ""
+            noisy_ssim = f" (SSIM {last['noisy_ssim']:.3f})" if "noisy_ssim" in last else ""
             self.figures.draw("plot_results", (
                 d.test_clean_host[:n], d.test_noisy_host[:n], predict(self.model, d.test_noisy[:n]),
                 f"{self.title}; epoch {last['epoch']}: test MSE {last['test_mse']:.4f} "
-                f"({last['test_psnr']:.1f} dB{ssim}), noisy {d.noisy_mse:.4f}"),
+                f"({last['test_psnr']:.1f} dB{ssim}), noisy {d.noisy_mse:.4f}{noisy_ssim}"),
                 self.out / "results.png")
         return metrics
 
@@ -432,6 +433,7 @@ def _train(run: _Run, log: Callable[[str], None]) -> dict[str, Any]:
             h = run.state["history"][-1]
             log(f"epoch {epoch + 1}: train MSE {h['train_mse']:.5f}, test MSE {h['test_mse']:.5f} "
                 f"({h['test_psnr']:.2f} dB)" + (f", SSIM {h['test_ssim']:.3f}" if "test_ssim" in h else "")
-                + f" vs noisy {data.noisy_mse:.5f} ({psnr(data.noisy_mse):.2f} dB), "
-                f"{seen / seconds:,.0f} images/s")
+                + f" vs noisy {data.noisy_mse:.5f} ({psnr(data.noisy_mse):.2f} dB"
+                + (f", SSIM {h['noisy_ssim']:.3f}" if "noisy_ssim" in h else "")
+                + f"), {seen / seconds:,.0f} images/s")
     return metrics if metrics is not None else run.write_outputs("finished")

@@ -189,3 +189,12 @@ def test_a_shared_parameter_is_listed_and_counted_once():
     names = [n for n, _ in model.named_parameters()]
     assert names == ["0.weight", "0.bias", "1.bias"]
     assert model.num_parameters() == 9 + 3 + 3
+
+
+def test_replacing_a_child_or_parameter_keeps_its_place():
+    seq = nn.Sequential(nn.ReLU(), nn.Sigmoid(), nn.Tanh())
+    setattr(seq, "0", nn.LeakyReLU())
+    assert [type(m).__name__ for m in seq] == ["LeakyReLU", "Sigmoid", "Tanh"]
+    lin = nn.Linear(2, 3)
+    lin.weight = nn.Parameter(np.zeros((3, 2), np.float32))
+    assert list(lin.state_dict()) == ["weight", "bias"]

@@ -140,12 +140,13 @@ class Module:
             self._buffers[name] = value           # e.g. self.running_mean = new array
             object.__setattr__(self, name, value)
             return
+        target = (self._parameters if isinstance(value, Parameter) else
+                  self._modules if isinstance(value, Module) else None)
         for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
+            if registry is not target:           # a name lives in one registry at most
+                registry.pop(name, None)
+        if target is not None:
+            target[name] = value                 # replacing keeps the name's place (order)
         object.__setattr__(self, name, value)
 
     def register_buffer(self, name: str, array: Array) -> None:

@@ -1,0 +1,168 @@
+"""``python -m scratchnet.learn {list,new,check,train}``: exercises that grade themselves.
+
+Exit status: 0 when everything asked for passes, 1 when an exercise fails (or the capstone
+is refused or diverges), 2 for a bad command line (an unknown exercise, a missing folder, a
+``new`` into a folder that is not empty). Every error is one line that names what was wrong.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+from .. import cli
+from .exercises import CAPSTONE, EXERCISES
+
+__all__ = ["main", "stub_files"]
+
+PROG = "python -m scratchnet.learn"
+
+
+class _UsageError(Exception):
+    """A bad command line: reported in one line, exit status 2."""
+
+
+def stub_files() -> dict[str, str]:
+    """The exercise stubs shipped with the package: file name -> text, in exercise order."""
+    folder = resources.files("scratchnet.learn").joinpath("stubs")
+    return {ex.file: folder.joinpath(ex.file).read_text(encoding="utf-8")
+            for ex in EXERCISES.values()}
+
+
+def _list() -> int:
+    width = max(len(n) for n in EXERCISES) + 2
+    print("exercise".ljust(width) + "what to write (in DIR/<exercise>.py) | chapter | library "
+          "code it replaces")
+    for ex in EXERCISES.values():
+        print(f"{ex.name:<{width}}{ex.writes} | {ex.chapter} | {ex.library}")
+    print(f"{'train':<{width}}the capstone: trains the reference autoencoder with your "
+          f"{', '.join(CAPSTONE)} | docs/learn/09-training.md | scratchnet/models.py: "
+          "conv_autoencoder")
+    print("every exercise is also run through scratchnet.gradcheck (docs/learn/02-gradcheck.md)")
+    return 0
+
+
+def _new(directory: Path) -> int:
+    if directory.exists() and not directory.is_dir():
+        raise _UsageError(f"new: {directory} exists and is not a folder; choose a new folder")
+    if directory.is_dir() and any(directory.iterdir()):
+        raise _UsageError(f"new: {directory} already exists and is not empty; new never "
+                          "overwrites anything, so choose a new (or empty) folder")
+    stubs = stub_files()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _UsageError(f"new: cannot create {directory} ({exc.strerror or exc})") from None
+    for name, text in stubs.items():
+        path = directory / name
+        try:
+            with open(path, "x", encoding="utf-8") as f:       # "x": never overwrite
+                f.write(text)
+        except FileExistsError:
+            print(f"error: {path} appeared while the stubs were being written; it was left as "
+                  "it is and nothing was overwritten", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"error: cannot write {path} ({exc.strerror or exc}); the files written "
+                  "before it are kept", file=sys.stderr)
+            return 1
+    print(f"wrote {len(stubs)} exercise stubs into {directory}: "
+          + ", ".join(stubs))
+    print(f"write a function, then grade it:  {PROG} check {directory} NAME  "
+          f"(all of them: {PROG} check {directory}; the list: {PROG} list)")
+    return 0
+
+
+def _folder(directory: Path, command: str) -> None:
+    if not directory.exists():
+        raise _UsageError(f"{command}: folder {directory} does not exist; create the exercises "
+                          f"with `{PROG} new {directory}`")
+    if not directory.is_dir():
+        raise _UsageError(f"{command}: {directory} is not a folder; give the folder `{PROG} "
+                          "new` wrote")
+
+
+def _check(directory: Path, names: Sequence[str]) -> int:
+    from .grader import format_result, format_summary, grade_exercise
+
+    unknown = [n for n in names if n not in EXERCISES]
+    if unknown:
+        raise _UsageError(f"check: unknown exercise {unknown[0]!r}; expected one of "
+                          f"{', '.join(EXERCISES)}")
+    _folder(directory, "check")
+    chosen = list(dict.fromkeys(names)) or list(EXERCISES)
+    results = []
+    for name in chosen:
+        result = grade_exercise(EXERCISES[name], directory)
+        results.append(result)
+        print(format_result(result), flush=True)
+    print(format_summary(results))
+    return 0 if all(r.passed for r in results) else 1
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .capstone import train
+
+    _folder(args.dir, "train")
+    return train(args.dir, every=args.every, data_dir=args.data_dir, download=args.download,
+                 err=lambda line: print(f"{PROG} {line}", file=sys.stderr))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = cli.ArgumentParser(prog=PROG, description=(
+        "Exercises that grade themselves: write the backward passes of scratchnet's layers, and "
+        "get told not only whether they are right but how they are wrong."),
+        epilog=f"start with:  {PROG} new my-exercises   (docs/exercises.md explains it all)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("list", help="one line per exercise: what to write, where it is explained",
+                   description="One line per exercise: its name, the function to write, the "
+                               "chapter that explains it and the library code it replaces.")
+    p = sub.add_parser("new", help="copy the exercise stubs into a new folder",
+                       description="Copy the exercise stubs into DIR (created; a DIR that exists "
+                                   "and is not empty is refused: nothing is ever overwritten).")
+    p.add_argument("dir", metavar="DIR", type=Path, help="the folder to create")
+    p = sub.add_parser("check", help="grade exercises and diagnose what is wrong",
+                       description="Grade the named exercises of DIR (all when none are named): "
+                                   "per tensor pass or fail, the worst entry and a diagnosis, and "
+                                   "a gradient check of a real layer running your function. Exit "
+                                   "status 0 only when every graded exercise passes.")
+    p.add_argument("dir", metavar="DIR", type=Path, help="the folder `new` wrote")
+    p.add_argument("names", metavar="NAME", nargs="*", default=[],
+                   help=f"exercises to grade (default: all): {', '.join(EXERCISES)}")
+    p = sub.add_parser("train", help="the capstone: train the autoencoder with your functions",
+                       description="Train the reference autoencoder (2,000 MNIST images, 1 epoch, "
+                                   "batch 64) twice from the same seed, with the library's "
+                                   "backward passes and with yours, and compare the loss curves. "
+                                   f"Needs {', '.join(CAPSTONE)} to pass. Exit status 0 when the "
+                                   "curves agree to float32 rounding.")
+    p.add_argument("dir", metavar="DIR", type=Path, help="the folder `new` wrote")
+    p.add_argument("--every", type=cli.positive_int, default=4, metavar="N",
+                   help="a row of the loss table every N batches (default: 4)")
+    p.add_argument("--data-dir", default=None, metavar="FOLDER",
+                   help="a folder holding mnist/, searched before $SCRATCHNET_DATA and the "
+                        "usual places")
+    p.add_argument("--download", action="store_true",
+                   help="download MNIST when it is not found (default: do not)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return _list()
+        if args.command == "new":
+            return _new(args.dir)
+        if args.command == "check":
+            return _check(args.dir, args.names)
+        return _train(args)
+    except _UsageError as exc:
+        print(f"{PROG} {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted; nothing in your folder was changed",
+              file=sys.stderr)
+        return 130

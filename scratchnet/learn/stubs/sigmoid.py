@@ -1,0 +1,24 @@
+"""Exercise `sigmoid`: the backward pass of the logistic sigmoid.
+
+Explained in docs/learn/05-elementwise-and-pooling.md; the library's version is
+Sigmoid.backward in scratchnet/nn/activation.py. Check it with:
+python -m scratchnet.learn check DIR sigmoid
+"""
+import numpy as np
+
+
+def sigmoid_backward(gy, y):
+    """dL/dx of y = 1 / (1 + exp(-x)), from the *output* y.
+
+    Args:
+        gy: dL/dy, any shape.
+        y: the layer's output sigmoid(x), the one value it keeps (x itself is not kept).
+
+    Returns:
+        dx, the shape of y.
+
+    Math:
+        dy/dx = sigmoid(x) * (1 - sigmoid(x)) = y * (1 - y)
+        dx    = gy * dy/dx
+    """
+    raise NotImplementedError("the derivative of the sigmoid, written with its output y")

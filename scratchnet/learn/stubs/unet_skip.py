@@ -1,0 +1,43 @@
+"""Exercise `unet_skip`: the two rules of a skip connection.
+
+Explained in docs/learn/07-skip-connections.md; the library's version is the backward pass
+of UNet in scratchnet/models.py. Check it with:  python -m scratchnet.learn check DIR unet_skip
+
+In a U-Net an encoder feature map e feeds two consumers: the pooling below it, and (through
+the skip) the concatenation cat(up, e) higher up, whose other part comes from the
+up-sampling path. Backward needs one rule for each branching point.
+"""
+import numpy as np
+
+
+def skip_split(grad, up_channels):
+    """Backward of the concatenation cat(up, skip) along the channel axis.
+
+    Args:
+        grad: (N, up_channels + skip_channels, H, W), dL/d cat(up, skip).
+        up_channels: the number of channels of up, the first part of the concatenation.
+
+    Returns:
+        (grad_up, grad_skip): shapes (N, up_channels, H, W) and (N, skip_channels, H, W),
+        the gradients of up and of skip.
+
+    Math: cat copies each channel of up and of skip to its own channel of the result, so
+    each part of the gradient goes back to where its channels came from.
+    """
+    raise NotImplementedError("split grad along the channel axis, up's channels first")
+
+
+def skip_sum(grad_pool, grad_skip):
+    """Backward of a feature map that fed two consumers (the pooling and the skip).
+
+    Args:
+        grad_pool: (N, C, H, W), the gradient of e arriving through the pooling path.
+        grad_skip: (N, C, H, W), the gradient of e arriving through the skip.
+
+    Returns:
+        grad, (N, C, H, W), dL/de.
+
+    Math: L depends on e through both consumers, so dL/de is the sum of the two gradients
+    (the multivariable chain rule).
+    """
+    raise NotImplementedError("a feature map used twice gets the gradients of both uses")
