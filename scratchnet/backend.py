@@ -311,8 +311,14 @@ def pointer_table(*rows: list[Any]) -> tuple[Any, Any]:
 # thread per piece meanwhile, so the threads do not oversubscribe the cores.
 
 def num_threads() -> int:
-    """Threads for the blocked CPU paths: ``SCRATCHNET_NUM_THREADS`` if set, else the cores
-    this process may run on."""
+    """Threads for the blocked CPU paths: ``SCRATCHNET_NUM_THREADS`` if set, else 1.
+
+    One by default because that measured fastest on the 2-core development machine: two
+    threads over the blocks of a convolution (BLAS at one thread each) took 5-25% longer than
+    one thread whose GEMMs use BLAS's own two threads, and splitting ReLU or batch norm by
+    channels over two threads 20-40% longer (the cores share one memory bus, and these passes
+    are memory-bound). On a machine with more cores and memory channels, try
+    ``SCRATCHNET_NUM_THREADS=<cores>`` with ``benchmarks/bench_layers.py``."""
     value = os.environ.get("SCRATCHNET_NUM_THREADS")
     if value:
         try:
@@ -322,10 +328,7 @@ def num_threads() -> int:
         if n < 1:
             raise ValueError(f"SCRATCHNET_NUM_THREADS must be a positive integer, got {value!r}")
         return n
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:                     # not on Linux
-        return os.cpu_count() or 1
+    return 1
 
 
 @functools.lru_cache(maxsize=None)

@@ -459,12 +459,16 @@ def batch_norm_forward(x: Array, weight: Array | None, bias: Array | None, eps: 
     if mean is None:
         mean = xm.mean(axis=1)
         xc = xm - mean[:, None]
-        var = (xc * xc).mean(axis=1)
+        var = xp.einsum("cm,cm->c", xc, xc) / xc.shape[1]        # mean of xc**2, no temporary
     else:
         xc = xm - mean[:, None]
     inv_std = 1 / xp.sqrt(var[:, None] + eps)
-    xhat = xc * inv_std
-    y = xhat if weight is None else xhat * weight[:, None] + bias[:, None]
+    xhat = xc
+    xhat *= inv_std                                                # in place: xc is not needed
+    if weight is None:
+        return xhat.reshape(C, H, W, N).transpose(3, 0, 1, 2), xhat, inv_std, mean, var
+    y = xhat * weight[:, None]
+    y += bias[:, None]
     return y.reshape(C, H, W, N).transpose(3, 0, 1, 2), xhat, inv_std, mean, var
 
 
@@ -535,7 +539,7 @@ def batch_norm_backward(gy: Array, xhat: Array, inv_std: Array, weight: Array | 
                    batch_stats, dx)
         return dx.reshape(C, H, W, N).transpose(3, 0, 1, 2), sums[1], sums[0]
     dbias = gm.sum(axis=1)
-    dweight = (gm * xhat).sum(axis=1)
+    dweight = xp.einsum("cm,cm->c", gm, xhat)                     # sum of gm * xhat, no temporary
     scale = inv_std if weight is None else weight[:, None] * inv_std
     if batch_stats:
         dx = scale * (gm - dbias[:, None] / M - xhat * (dweight[:, None] / M))
