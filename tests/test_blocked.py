@@ -99,7 +99,7 @@ def test_training_steps_blocked_equal_reference():
             return losses, [p.data.copy() for p in model.parameters() if p.data.ndim == 4]
 
     (la, pa), (lb, pb) = run("always"), run("never")
-    np.testing.assert_allclose(la, lb, rtol=1e-5)
+    np.testing.assert_allclose(la, lb, rtol=1e-4)                  # float32 rounding, 3 steps
     for a, b in zip(pa, pb):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
 
