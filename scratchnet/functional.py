@@ -46,7 +46,8 @@ Pair = tuple[int, int]
 __all__ = ["conv_output_size", "conv_transpose_output_size", "im2col", "col2im", "conv2d",
            "conv2d_grad_input", "conv2d_grad_weight", "conv_transpose2d", "sigmoid",
            "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-           "batch_norm_forward", "batch_norm_backward", "channel_sums", "bias_grad", "batch_last",
+           "batch_norm_forward", "batch_norm_backward", "batch_norm_inference", "channel_sums",
+           "bias_grad", "batch_last",
            "batch_last_apply",
            "cat_channels"]
 
@@ -288,11 +289,14 @@ _SIGMOID = ElementwiseOp("T x", "T y", "T e = exp(-fabs(x)); y = x >= 0 ? 1 / (1
 #   max:  y = max over the KH*KW entries of each column;  dx = col2im(gy placed at the argmax)
 #   avg:  y = mean of each column (zero padding counts);   dx = col2im(gy / (KH*KW) everywhere)
 
-def max_pool2d(x: Array, kernel: Pair, stride: Pair, padding: Pair) -> tuple[Array, Array]:
+def max_pool2d(x: Array, kernel: Pair, stride: Pair, padding: Pair, with_argmax: bool = True
+               ) -> tuple[Array, Array | None]:
     """Max pooling (padding with -inf, as in PyTorch).
 
     Args:
         x: (N, C, H, W).
+        with_argmax: False when no backward will follow (inference): argmax is then None and
+            the NumPy path skips its bookkeeping.
 
     Returns:
         (y, argmax): y of shape (N, C, OH, OW) and, for backward, the index (0 .. KH*KW-1,
@@ -317,11 +321,12 @@ def max_pool2d(x: Array, kernel: Pair, stride: Pair, padding: Pair) -> tuple[Arr
     # contiguous (C, OH, OW, N) slabs, several times faster on NumPy than argmax(axis=1)
     # (measured: 2x2 pooling of (64, 16, 28, 28) float32 on 2 cores, 9.4 -> 3.1 ms).
     # ">" keeps the first maximum on ties; a NaN wins, as in PyTorch.
-    y, argmax = col[:, 0], xp.zeros((C, OH, OW, N), dtype="int32")
+    y, argmax = col[:, 0], xp.zeros((C, OH, OW, N), dtype="int32") if with_argmax else None
     for k in range(1, KH * KW):
         entry = col[:, k]
-        better = (entry > y) | (entry != entry)
-        argmax += better * (k - argmax)          # = where(better, k, argmax), but faster
+        if with_argmax:
+            better = (entry > y) | (entry != entry)
+            argmax += better * (k - argmax)      # = where(better, k, argmax), but faster
         y = xp.maximum(y, entry)
     return y.transpose(3, 0, 1, 2), argmax
 
@@ -506,6 +511,27 @@ _BN_NORMALIZE = ElementwiseOp(
     y = affine ? xhat * weight[c] + bias[c] : xhat;
     """,
     "scratchnet_bn_normalize")
+
+
+def batch_norm_inference(x: Array, weight: Array | None, bias: Array | None, eps: float,
+                         mean: Array, var: Array) -> Array:
+    """Batch normalisation with fixed statistics when no backward will follow (eval mode
+    under ``no_grad``): one scale and one shift per channel,
+
+        y = x * s + t,   s = weight / sqrt(var + eps),   t = bias - mean * s,
+
+    two passes over x where :func:`batch_norm_forward` makes four and keeps xhat.
+    Returns y (N, C, H, W) as a view of a batch-last buffer.
+    """
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    scale = 1 / xp.sqrt(var + eps)
+    if weight is not None:
+        scale = scale * weight
+    shift = -mean * scale if bias is None else bias - mean * scale
+    y = _batch_last_matrix(x) * scale[:, None]
+    y += shift[:, None]
+    return y.reshape(C, H, W, N).transpose(3, 0, 1, 2)
 
 
 def batch_norm_backward(gy: Array, xhat: Array, inv_std: Array, weight: Array | None,

@@ -13,13 +13,14 @@ def test_same_output_and_no_cache_in_any_layer(name, width, xp):
     sn.manual_seed(0)
     model = build_model(name, width).to(xp.__name__)
     x = xp.asarray(np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32))
+    model(x)                                       # some running statistics for batch norm
     model.eval()
     expected = sn.to_numpy(model(x))
     with sn.no_grad():
         assert not sn.nn.is_grad_enabled()
         got = sn.to_numpy(model(x))
     assert sn.nn.is_grad_enabled()
-    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)   # BN folded: rounding
     kept = [n for n, m in model.named_modules()
             if m._cache is not None and "no_grad" not in repr(m._cache)]
     assert kept == []

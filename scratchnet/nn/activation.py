@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import functional as F
 from ..backend import ElementwiseOp, get_array_module
-from .module import Module
+from .module import NO_CACHE, Module, is_grad_enabled
 
 Array = Any
 
@@ -22,7 +22,7 @@ class ReLU(Module):
         if fused is not None:
             y, self._cache = F.batch_last_apply(fused, x)
             return y
-        self._cache = x > 0
+        self._cache = x > 0 if is_grad_enabled() else NO_CACHE    # the mask is for backward only
         return get_array_module(x).maximum(x, 0)
 
     def backward(self, grad_output: Array) -> Array:

@@ -31,7 +31,7 @@ class _NoCache:
         return "<no cache: forward ran under no_grad()>"
 
 
-_NO_CACHE = _NoCache()
+NO_CACHE = _NoCache()        # a layer that skips work under no_grad() stores this itself
 
 
 @contextlib.contextmanager
@@ -41,8 +41,10 @@ def no_grad() -> Iterator[None]:
     Every layer's forward stores what its backward needs (im2col matrices, masks, inputs) in
     ``self._cache``; for inference that is only memory: a width-16 U-Net at 100 images keeps
     about 150 MB of it. Inside this block those stores are dropped, so each intermediate is
-    freed as soon as the next layer has used it. Results are exactly the same. A ``backward``
-    after such a forward raises a one-line RuntimeError saying so. Nests; restores the
+    freed as soon as the next layer has used it, and layers skip work done only for backward
+    (ReLU's mask, max pooling's argmax; batch norm in eval mode becomes one scale and one
+    shift per channel). Results are the same up to float rounding. A ``backward`` after such
+    a forward raises a one-line RuntimeError saying so. Nests; restores the
     previous setting on exit, also after an error. The setting is process-wide.
     """
     global _grad_enabled
@@ -132,7 +134,7 @@ class Module:
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "_cache":                      # what backward needs, unless under no_grad()
-            object.__setattr__(self, name, value if _grad_enabled or value is None else _NO_CACHE)
+            object.__setattr__(self, name, value if _grad_enabled or value is None else NO_CACHE)
             return
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
@@ -181,7 +183,7 @@ class Module:
         if cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward() called without a preceding "
                                "forward(); each backward consumes the values its forward saved")
-        if cache is _NO_CACHE:
+        if cache is NO_CACHE:
             raise RuntimeError(f"{type(self).__name__}.backward(): the forward ran under "
                                "scratchnet.no_grad(), which keeps nothing for backward; run the "
                                "forward outside no_grad() to train")

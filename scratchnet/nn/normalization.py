@@ -6,7 +6,7 @@ from typing import Any
 from .. import functional as F
 from ..backend import ElementwiseOp, get_backend
 from ._checks import check_input, positive_int
-from .module import Module, Parameter
+from .module import NO_CACHE, Module, Parameter, is_grad_enabled
 
 Array = Any
 
@@ -60,6 +60,10 @@ class BatchNorm2d(Module):
                              f"got input of shape {tuple(x.shape)}")
         weight = None if self.weight is None else self.weight.data
         bias = None if self.bias is None else self.bias.data
+        if not use_batch_stats and not is_grad_enabled():      # inference: scale and shift
+            self._cache = NO_CACHE
+            return F.batch_norm_inference(x, weight, bias, self.eps, self.running_mean,
+                                          self.running_var)
         if use_batch_stats:
             y, xhat, inv_std, mean, var = F.batch_norm_forward(x, weight, bias, self.eps)
             if self.training and self.track_running_stats:

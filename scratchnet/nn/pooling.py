@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import functional as F
 from ._checks import check_input, to_pair
-from .module import Module
+from .module import NO_CACHE, Module, is_grad_enabled
 
 Array = Any
 IntOrPair = int | tuple[int, int]
@@ -59,8 +59,9 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, x: Array) -> Array:
         size = self._check(x)
-        y, argmax = F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
-        self._cache = (argmax, size)
+        keep = is_grad_enabled()                  # argmax is for backward only
+        y, argmax = F.max_pool2d(x, self.kernel_size, self.stride, self.padding, keep)
+        self._cache = (argmax, size) if keep else NO_CACHE
         return y
 
     def backward(self, grad_output: Array) -> Array:
