@@ -46,18 +46,18 @@ def mean_ssim(clean: numpy.ndarray, images: numpy.ndarray, chunk: int = 100) -> 
     images, twice in one run: one call per image 4.6 / 3.8 s, per 2,000 images 2.7 s, per 100
     images 1.1 s.
     """
-    a = numpy.asarray(clean, dtype=numpy.float64).reshape(len(clean), *clean.shape[-2:])
-    b = numpy.asarray(images, dtype=numpy.float64).reshape(a.shape)
+    a = numpy.asarray(clean).reshape(len(clean), *clean.shape[-2:])
+    b = numpy.asarray(images).reshape(a.shape)
     N, H, W = a.shape
     pad = 3                                                   # (7 - 1) // 2, skimage's crop
     if H <= 2 * pad or W <= 2 * pad:
         raise ValueError(f"mean_ssim: images of {H}x{W} are smaller than SSIM's 7x7 window")
     per_image = []
-    for lo in range(0, N, chunk):
+    for lo in range(0, N, chunk):                 # float64 one chunk at a time: no full copies
         n = len(a[lo:lo + chunk])
-        _, ssim_map = structural_similarity(a[lo:lo + n].reshape(n * H, W),
-                                            b[lo:lo + n].reshape(n * H, W), data_range=1.0,
-                                            full=True)
+        _, ssim_map = structural_similarity(a[lo:lo + n].reshape(n * H, W).astype(numpy.float64),
+                                            b[lo:lo + n].reshape(n * H, W).astype(numpy.float64),
+                                            data_range=1.0, full=True)
         per_image.append(ssim_map.reshape(n, H, W)[:, pad:H - pad, pad:W - pad].mean(axis=(1, 2)))
     return float(numpy.concatenate(per_image).mean())
 

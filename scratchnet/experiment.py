@@ -179,8 +179,8 @@ class _Figures:
 class _Data:
     """A run's data: training images on the device, the fixed noisy test set on both sides."""
     train_x: Any
-    train_u8: numpy.ndarray
-    train_labels: numpy.ndarray
+    samples_u8: numpy.ndarray         # the first 32 training images and labels (samples.png)
+    sample_labels: numpy.ndarray
     test_clean_host: numpy.ndarray
     test_noisy_host: numpy.ndarray
     test_clean: Any
@@ -198,7 +198,9 @@ def _load_data(config: Config) -> _Data:
     clean = images_to_array(test_u8[:config.limit_test], "numpy", config.dtype)
     noisy = add_noise(config.noise, clean, config.noise_factor, config.clip,
                       default_rng(config.test_seed, "numpy"))
-    return _Data(images_to_array(train_u8, config.backend, config.dtype), train_u8, train_labels,
+    # Only samples.png needs the uint8 images once they are floats on the device: keep 32.
+    return _Data(images_to_array(train_u8, config.backend, config.dtype), train_u8[:32].copy(),
+                 train_labels[:32].copy(),
                  clean, noisy, xp.asarray(clean), xp.asarray(noisy),
                  float(((noisy - clean) ** 2).mean(dtype="float64")))
 
@@ -317,8 +319,7 @@ class _Run:
     def write_start_figures(self) -> None:
         """samples.png and noise.png (also for a resumed run: it has a new directory)."""
         cfg, d = self.config, self.data
-        idx = numpy.arange(min(32, len(d.train_u8)))
-        self.figures.draw("plot_samples", (d.train_u8[idx] / 255, d.train_labels[idx],
+        self.figures.draw("plot_samples", (d.samples_u8 / 255, d.sample_labels,
                                            DATASETS[cfg.dataset].classes,
                                            f"{cfg.dataset}: training images"), self.out / "samples.png")
         factors = [0, 0.1, 0.25, 0.5, 0.75, 1.0]

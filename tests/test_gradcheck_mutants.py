@@ -346,7 +346,7 @@ def max_pool2d_backward_gy_reshaped(gy, argmax, kernel, stride, padding, size):
     return F.col2im(gcol.reshape(C, KH, KW, OH, OW, N), stride, padding, size)
 
 
-def max_pool2d_last_maximum(x, kernel, stride, padding):
+def max_pool2d_last_maximum(x, kernel, stride, padding, with_argmax=True):
     """F.max_pool2d whose argmax is the *last* maximum on ties (">=" for ">"); y unchanged."""
     col = F.im2col(x, kernel, stride, padding, fill=-np.inf)
     C, KH, KW, OH, OW, N = col.shape

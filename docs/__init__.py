@@ -1,0 +1,1 @@
+"""(Makes docs/conftest.py importable as docs.conftest, apart from tests/conftest.py.)"""
