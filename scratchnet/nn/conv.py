@@ -16,7 +16,6 @@ from typing import Any
 
 from .. import blocked
 from .. import functional as F
-from ..backend import blocked_cpu_applies, use_blocked_cpu as backend_mode
 from ._checks import check_input, positive_int, to_pair
 from .init import default_bound, uniform
 from .module import Module, Parameter
@@ -90,7 +89,7 @@ class Conv2d(_ConvNd):
             raise ValueError(f"{self!r}: input size ({H}, {W}) with padding {self.padding} is "
                              f"smaller than the kernel {self.kernel_size}")
         b = None if self.bias is None else self.bias.data
-        if _use_blocked(x, self.weight.data, self.stride, self.padding):
+        if blocked.serves(x, self.weight.data, self.stride, self.padding):
             y, xpad = blocked.conv2d_forward(x, self.weight.data, b, self.stride, self.padding)
             self._cache = (xpad, (H, W))          # the padded input (4 axes), not im2col (6)
             return y
@@ -110,21 +109,6 @@ class Conv2d(_ConvNd):
             return dx
         self.weight.grad += F.conv2d_grad_weight(gy, saved)
         return F.conv2d_grad_input(gy, self.weight.data, size, self.stride, self.padding)
-
-
-# im2col matrices at least this large go through scratchnet.blocked on the CPU: below it the
-# whole matrix stays in cache anyway, and one GEMM beats several.
-BLOCKED_MIN_BYTES = 8 << 20
-
-
-def _use_blocked(x: Array, weight: Array, stride: tuple[int, int], padding: tuple[int, int]) -> bool:
-    if not blocked_cpu_applies(x):
-        return False
-    N, C, H, W = x.shape
-    OC, _, KH, KW = weight.shape
-    OH = F.conv_output_size(H, KH, stride[0], padding[0])
-    OW = F.conv_output_size(W, KW, stride[1], padding[1])
-    return C * KH * KW * OH * OW * N * x.itemsize >= BLOCKED_MIN_BYTES or backend_mode() == "always"
 
 
 class ConvTranspose2d(_ConvNd):

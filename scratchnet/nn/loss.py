@@ -31,17 +31,10 @@ class MSELoss(Module):
                             f"{backend_name(target)}; move one of them")
         diff = input - target
         self._cache = diff
-        if diff.ndim and _fused_sums(diff):      # CuPy: one kernel, not three
-            flat = diff.reshape(1, -1)
-            return F.channel_sums(flat, flat, scale=1.0 / diff.size)[1, 0]
-        return xp.asarray(xp.mean(diff * diff))
+        return F.mean_square(diff)
 
     def backward(self, grad_output: Array | float = 1.0) -> Array:
         diff = self._pop_cache(grad_output)
         if isinstance(grad_output, (int, float)):          # one pass over diff, not two
             return diff * (2.0 / diff.size * grad_output)
         return diff * (2.0 / diff.size) * grad_output
-
-
-def _fused_sums(a: Array) -> bool:
-    return F._CHANNEL_SUMS.kernel(a) is not None
