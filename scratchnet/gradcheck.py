@@ -12,7 +12,9 @@ accumulate. Numerically, along a direction D:
 
 Small tensors are checked element by element (D = one-hot); large ones along random unit
 directions plus a random sample of single elements. An element passes when
-|analytic - numeric| <= atol + rtol*|numeric| (PyTorch's gradcheck defaults).
+|analytic - numeric| <= atol + rtol*|numeric| (PyTorch's gradcheck defaults), and both are
+finite: a NaN or an infinity anywhere (in the forward output, a gradient backward returned,
+a finite difference) is a failure with its own message, never a pass.
 
 Accumulation is part of the contract: ``backward`` must *add* dL/dparam into ``param.grad``
 (``+=``), never assign it: accumulating gradients over several batches, and a parameter
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +69,7 @@ class TensorCheck:
     worst: str = "-"            # where max_rel_error occurred, with both values
     failures: int = 0
     problem: str = ""           # a failure besides the values, e.g. OVERWRITTEN
+    nonfinite: int = 0          # compared values where the analytic or numeric one is NaN/inf
 
     @property
     def passed(self) -> bool:
@@ -95,9 +99,31 @@ class GradcheckReport:
         rows = [f"  {'ok  ' if c.passed else 'FAIL'} {c.name:<14} {str(c.shape):<18} "
                 f"{c.method:<28} max rel {c.max_rel_error:.2e}  max abs {c.max_abs_error:.2e}  "
                 f"worst at {c.worst}" + (f"  ({c.failures} failing)" if c.failures else "")
+                + (f"  {_nonfinite_note(c.nonfinite)}" if c.nonfinite else "")
                 + (f"  {c.problem}" if c.problem else "")
                 for c in self.checks]
         return "\n".join([head] + rows)
+
+
+def _nonfinite_note(n: int) -> str:
+    return (f"{n} value{'s' if n != 1 else ''} not finite (NaN or inf in the analytic or the "
+            "numeric gradient)")
+
+
+def _all_finite(a: Array) -> bool:
+    """No NaN and no infinity in a host array (NaN < inf is False)."""
+    return bool((abs(a) < math.inf).all())
+
+
+def _check_settings(eps: float, atol: float, rtol: float) -> None:
+    """eps must be a finite number > 0 and the tolerances finite numbers >= 0: a NaN
+    tolerance or step would make every comparison False, i.e. every check pass."""
+    for name, value, positive in (("eps", eps, True), ("atol", atol, False), ("rtol", rtol, False)):
+        ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+              and math.isfinite(value))
+        if not ok or (value <= 0 if positive else value < 0):
+            raise ValueError(f"gradcheck: {name} must be a finite number "
+                             f"{'> 0' if positive else '>= 0'}, got {value!r}")
 
 
 def _unravel(i: int, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -136,18 +162,34 @@ def gradcheck(module: Any, *inputs: Array, eps: float = 1e-6, atol: float = 1e-5
 
     Returns:
         A GradcheckReport: per tensor the worst relative/absolute error and where.
+
+    Raises:
+        GradcheckError: a check failed (with ``raise_exception``), or the forward output is
+            not finite, or backward returned no gradient or one of the wrong shape.
+        ValueError: eps, atol or rtol is not a finite number (eps > 0, tolerances >= 0).
     """
+    _check_settings(eps, atol, rtol)
     work = copy.deepcopy(module).to(dtype="float64")
     backend = work.backend if next(work.parameters(), None) is not None else \
         get_array_module(*inputs).__name__
     xs = [to_backend(x, backend).astype("float64") for x in inputs]   # own contiguous copies
     rng = default_rng(seed, "numpy")          # host draws: the same G on every backend
 
+    label = repr(module).split("\n")[0].rstrip("(")
     out = work(*xs)
+    if not bool(get_array_module(out).isfinite(out).all()):
+        raise GradcheckError(f"gradcheck {label}: the forward output is not finite (NaN or inf) "
+                             "at these inputs; a gradient cannot be checked there")
     upstream = to_backend(rng.standard_normal(out.shape), backend)
     work.zero_grad()
     grads = work.backward(upstream)
     grads = grads if isinstance(grads, tuple) else (grads,)
+    for i, g in enumerate(grads):
+        if not hasattr(g, "shape"):
+            which = "the input" if len(grads) == 1 else f"input[{i}]"
+            raise GradcheckError(f"gradcheck {label}: backward returned "
+                                 f"{'None (a missing return?)' if g is None else type(g).__name__}"
+                                 f" as the gradient for {which}; expected an array of its shape")
 
     params: dict[int, Any] = {}               # a parameter registered twice is judged once
     for _, p in work.named_parameters():
@@ -165,7 +207,7 @@ def gradcheck(module: Any, *inputs: Array, eps: float = 1e-6, atol: float = 1e-5
     targets += [(name, p.data, analytic[id(p)], problems.get(id(p), ""))
                 for name, p in work.named_parameters()]
 
-    report = GradcheckReport(module=repr(module).split("\n")[0].rstrip("("))
+    report = GradcheckReport(module=label)
     for name, T, grad, problem in targets:
         if tuple(grad.shape) != tuple(T.shape):
             raise GradcheckError(f"gradcheck {report.module}: gradient for {name} has shape "
@@ -209,6 +251,8 @@ def _accumulate_from_random(work: Any, xs: list[Array], upstream: Array, params:
             analytic[key] = g1 if tuple(g1.shape) != tuple(r.shape) else g0   # shape error
             continue
         analytic[key] = g1 - r
+        if not (_all_finite(g0) and _all_finite(g1)):
+            continue                              # reported by the comparison as not finite
         tol = 1e-9 * (abs(g0) + abs(r))           # rounding of (R + G0) - R, and no more
         overwritten = abs(g1 - g0) <= tol
         added = abs(g1 - r - g0) <= tol
@@ -230,12 +274,18 @@ def _check_tensor(name, T, grad, f, rng, eps, atol, rtol, max_elementwise, n_dir
     check = TensorCheck(name, tuple(T.shape), "elementwise")
 
     def record(analytic: float, numeric: float, where: str) -> None:
+        if not (math.isfinite(analytic) and math.isfinite(numeric)):
+            check.failures += 1                   # NaN compares False: never let it pass
+            check.nonfinite += 1
+            check.max_abs_error = check.max_rel_error = math.inf
+            check.worst = f"{where} (analytic {analytic:.6g}, numeric {numeric:.6g})"
+            return
         err = abs(analytic - numeric)
         rel = err / max(abs(analytic), abs(numeric), atol)
         if err > atol + rtol * abs(numeric):
             check.failures += 1
         check.max_abs_error = max(check.max_abs_error, err)
-        if rel >= check.max_rel_error:
+        if rel >= check.max_rel_error and not check.nonfinite:
             check.max_rel_error = rel
             check.worst = f"{where} (analytic {analytic:.6g}, numeric {numeric:.6g})"
 

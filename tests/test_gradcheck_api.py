@@ -161,3 +161,63 @@ def test_library_layers_accumulate(xp):
     for layer, shape in cases:
         report = sn.gradcheck(layer.to(xp.__name__), xp.asarray(r.standard_normal(shape)))
         assert report.passed and len(report.checks) == 3
+
+
+# --- non-finite values and bad settings: never a pass ---------------------------------------
+class NaNBackward(nn.Module):
+    """y = 2x whose backward returns NaN (or inf) for the input, or puts it into a grad."""
+
+    def __init__(self, where="input", value=np.nan):
+        super().__init__()
+        self.w = nn.Parameter(np.ones(3))
+        self.where, self.value = where, value
+
+    def forward(self, x):
+        self._cache = x
+        return 2 * x * self.w.data
+
+    def backward(self, g):
+        x = self._pop_cache(g)
+        gw = (2 * g * x).sum(axis=0)
+        self.w.grad += gw * self.value if self.where == "param" else gw
+        gx = 2 * g * self.w.data
+        return gx * self.value if self.where == "input" else gx
+
+
+@pytest.mark.parametrize("where", ["input", "param"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_gradient_fails_with_its_own_message(where, value):
+    with pytest.raises(sn.GradcheckError, match="not finite") as info:
+        sn.gradcheck(NaNBackward(where, value), np.ones((2, 3)))
+    assert "FAILED" in str(info.value) and "passed" not in str(info.value)
+    report = sn.gradcheck(NaNBackward(where, value), np.ones((2, 3)), raise_exception=False)
+    assert not report.passed and report.max_rel_error == np.inf
+
+
+def test_non_finite_gradient_fails_along_directions_too():
+    x = np.ones((300, 3))
+    report = sn.gradcheck(NaNBackward("input"), x, max_elementwise=10, n_samples=0,
+                          raise_exception=False)
+    assert not report.passed and report.checks[0].nonfinite == 4
+
+
+def test_non_finite_forward_output_is_one_line():
+    with pytest.raises(sn.GradcheckError, match="forward output is not finite"):
+        sn.gradcheck(NaNBackward(), np.array([[1.0, np.nan, 2.0]]))
+
+
+@pytest.mark.parametrize("option, value", [("eps", np.nan), ("eps", 0), ("eps", -1e-6),
+                                           ("eps", np.inf), ("atol", np.nan), ("atol", -1.0),
+                                           ("rtol", np.nan), ("rtol", np.inf), ("eps", "1e-6")])
+def test_bad_step_or_tolerance_is_refused(option, value):
+    with pytest.raises(ValueError, match=f"gradcheck: {option} must be a finite number"):
+        sn.gradcheck(BrokenScale("scaled"), np.ones((3, 4)), **{option: value})
+
+
+def test_backward_returning_none_is_one_line():
+    class NoReturn(BrokenScale):
+        def backward(self, g):
+            super().backward(g)
+
+    with pytest.raises(sn.GradcheckError, match=r"backward returned None \(a missing return\?\)"):
+        sn.gradcheck(NoReturn(None), np.ones((3, 4)))
