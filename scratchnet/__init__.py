@@ -1,9 +1,13 @@
 """scratchnet: a deep-learning framework written from scratch in NumPy (optionally CuPy)."""
-from . import backend, functional, nn, optim
-from .backend import get_array_module, manual_seed, to_backend, to_numpy
+from . import backend, functional, nn, ops, optim
+from . import blocked, kernels  # noqa: F401  (register the faster bodies of the ops)
+from .backend import get_array_module, to_backend, to_numpy
 from .gradcheck import GradcheckError, gradcheck
 from .nn import no_grad
+from .ops import override
+from .random import manual_seed
 
 __version__ = "0.1.0"
-__all__ = ["backend", "functional", "nn", "optim", "gradcheck", "GradcheckError", "manual_seed",
-           "get_array_module", "to_numpy", "to_backend", "no_grad", "__version__"]
+__all__ = ["backend", "functional", "nn", "ops", "optim", "gradcheck", "GradcheckError",
+           "manual_seed", "get_array_module", "to_numpy", "to_backend", "no_grad", "override",
+           "__version__"]

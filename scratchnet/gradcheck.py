@@ -38,7 +38,8 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backend import default_rng, get_array_module, to_backend, to_numpy
+from .backend import get_array_module, to_backend, to_numpy
+from .random import default_rng
 
 __all__ = ["gradcheck", "GradcheckError", "GradcheckReport", "TensorCheck", "rel_error",
            "OVERWRITTEN"]
@@ -137,7 +138,7 @@ def _unravel(i: int, shape: tuple[int, ...]) -> tuple[int, ...]:
 def gradcheck(module: Any, *inputs: Array, eps: float = 1e-6, atol: float = 1e-5,
               rtol: float = 1e-3, seed: int = 0, max_elementwise: int = 512,
               n_directions: int = 4, n_samples: int = 32, raise_exception: bool = True,
-              check_accumulation: bool = True) -> GradcheckReport:
+              check_accumulation: bool = True, parameters: bool = True) -> GradcheckReport:
     """Compare ``module.backward`` with central differences for every input and parameter.
 
     The module is deep-copied and cast to float64 (the original is untouched); inputs are
@@ -159,6 +160,8 @@ def gradcheck(module: Any, *inputs: Array, eps: float = 1e-6, atol: float = 1e-5
             grad after minus grad before, and a parameter whose grad was assigned instead
             fails with :data:`OVERWRITTEN` (see the module docstring). False: one backward
             from zeroed grads, which cannot tell ``=`` from ``+=``.
+        parameters: check every parameter's gradient too; False checks the inputs' only
+            (how a model routes gradients between its layers, at the cost of one tensor).
 
     Returns:
         A GradcheckReport: per tensor the worst relative/absolute error and where.
@@ -192,7 +195,8 @@ def gradcheck(module: Any, *inputs: Array, eps: float = 1e-6, atol: float = 1e-5
                                  f" as the gradient for {which}; expected an array of its shape")
 
     params: dict[int, Any] = {}               # a parameter registered twice is judged once
-    for _, p in work.named_parameters():
+    named = list(work.named_parameters()) if parameters else []
+    for _, p in named:
         params.setdefault(id(p), p)
     analytic = {key: p.grad.copy() for key, p in params.items()}
     problems: dict[int, str] = {}
@@ -204,8 +208,7 @@ def gradcheck(module: Any, *inputs: Array, eps: float = 1e-6, atol: float = 1e-5
 
     targets = [(f"input[{i}]" if len(grads) > 1 else "input", xs[i], g, "")
                for i, g in enumerate(grads)]
-    targets += [(name, p.data, analytic[id(p)], problems.get(id(p), ""))
-                for name, p in work.named_parameters()]
+    targets += [(name, p.data, analytic[id(p)], problems.get(id(p), "")) for name, p in named]
 
     report = GradcheckReport(module=label)
     for name, T, grad, problem in targets:

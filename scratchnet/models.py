@@ -118,11 +118,11 @@ class UNet(nn.Module):
     def backward(self, grad_output: Array) -> Array:
         c_up2, c_up1 = self._pop_cache(grad_output)
         g = self.d1.backward(self.out.backward(self.sigmoid.backward(grad_output)))
-        g_up1, g_e1_skip = g[:, :c_up1], g[:, c_up1:]        # split at cat(up1, e1)
+        g_up1, g_e1_skip = F.skip_split(g, c_up1)            # split at cat(up1, e1)
         g = self.d2.backward(self.u1.backward(g_up1))
-        g_up2, g_e2_skip = g[:, :c_up2], g[:, c_up2:]        # split at cat(up2, e2)
-        g_e2 = self.pool2.backward(self.b.backward(self.u2.backward(g_up2))) + g_e2_skip  # sum
-        g_e1 = self.pool1.backward(self.e2.backward(g_e2)) + g_e1_skip                    # sum
+        g_up2, g_e2_skip = F.skip_split(g, c_up2)            # split at cat(up2, e2)
+        g_e2 = F.skip_sum(self.pool2.backward(self.b.backward(self.u2.backward(g_up2))), g_e2_skip)
+        g_e1 = F.skip_sum(self.pool1.backward(self.e2.backward(g_e2)), g_e1_skip)
         return self.e1.backward(g_e1)
 
 

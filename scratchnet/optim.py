@@ -1,24 +1,25 @@
 """Optimizers with PyTorch's semantics: SGD, Adam (coupled L2) and AdamW (decoupled decay).
 
 Every update is done in place on ``param.data`` with Python-float coefficients, so a float32
-model keeps float32 parameters and float32 optimizer state. On CuPy, Adam updates *every*
-parameter of a group in one kernel launch, and ``zero_grad`` clears every gradient in one
-(``backend.RawOp`` over a table of the arrays' addresses, ``backend.pointer_table``), instead of
-about fifteen array operations per parameter; the per-parameter array code beside it is the
-reference, and the kernel rounds every operation as NumPy does, so both give the same bits.
+model keeps float32 parameters and float32 optimizer state. Adam's update of one parameter is
+the op `adam_step` (swappable with `scratchnet.override`, like every layer's backward);
+`adam_update` runs it over a parameter group and `zero_grads` clears a group's gradients. On
+CuPy both run as one kernel launch for the whole group (`scratchnet.kernels.optim`), which
+rounds every operation as the array code here does, so both give the same bits.
 """
 from __future__ import annotations
 
 import math
-import operator
 from typing import Any, Iterable
 
-from .backend import RawOp, get_array_module, pointer_table, to_backend
+from .backend import get_array_module, to_backend
 from .nn.module import Parameter
+from .ops import op
 
 Array = Any
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "CosineAnnealingLR"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "CosineAnnealingLR", "adam_step", "adam_update",
+           "adam_coefficients", "zero_grads"]
 
 
 def _check_range(name: str, value: float, low: float, high: float | None = None,
@@ -53,49 +54,24 @@ class Optimizer:
             self._validate(group)
             self.param_groups.append(group)
         self.state: dict[Parameter, dict[str, Any]] = {}
-        self._tables: dict[tuple[int, str], tuple[list[Any], tuple[Any, Any, int]]] = {}
 
     def _validate(self, group: dict[str, Any]) -> None:
         _check_range("learning rate", group["lr"], 0.0)
         _check_range("weight_decay", group.get("weight_decay", 0.0), 0.0)
 
     def zero_grad(self) -> None:
-        for i, group in enumerate(self.param_groups):
-            grads = [p.grad for p in group["params"]]
-            fused = _ZERO.kernel(grads[0]) if _same_kind(grads) else None
-            if fused is not None:                 # every gradient of the group, one launch
-                table, offsets, total = self._table((i, "zero"), [grads])
-                fused(*_grid(total), table, offsets, len(grads))
-                continue
-            for p in group["params"]:
-                p.zero_grad()
+        for group in self.param_groups:
+            zero_grads([p.grad for p in group["params"]])
 
     def step(self) -> None:
-        for i, group in enumerate(self.param_groups):
+        for group in self.param_groups:
             for p in group["params"]:
                 state = self.state.setdefault(p, {})
                 _follow(p, state)
-            if not self._fused_update(i, group):
-                for p in group["params"]:
-                    self._update(p, self.state[p], group)
+                self._update(p, state, group)
 
     def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
         raise NotImplementedError
-
-    def _fused_update(self, index: int, group: dict[str, Any]) -> bool:
-        """Update the whole group in one kernel where the subclass has one; True if done."""
-        return False
-
-    def _table(self, key: tuple[int, str], rows: list[list[Any]]) -> tuple[Any, Any, int]:
-        """``backend.pointer_table(*rows)`` (and the element count), rebuilt only when one of
-        the arrays is not the one it was built from (after ``.to()``, a new ``p.data``, a
-        loaded state); the cache holds those arrays, so their addresses stay valid."""
-        arrays = [a for row in rows for a in row]
-        hit = self._tables.get(key)
-        if hit is None or len(hit[0]) != len(arrays) or not all(map(operator.is_, hit[0], arrays)):
-            hit = (arrays, (*pointer_table(*rows), sum(a.size for a in rows[0])))
-            self._tables[key] = hit
-        return hit[1]
 
     def state_dict(self) -> dict[str, Any]:
         """``{"state": {index: {...}}, "param_groups": [{hyperparameters, "params": [index]}]}``."""
@@ -141,17 +117,6 @@ def _follow(p: Parameter, state: dict[str, Any]) -> None:
             state[k] = xp.asarray(to_backend(v, xp), dtype=data.dtype)
 
 
-def _same_kind(arrays: list[Any]) -> bool:
-    """All of one array type and dtype, and C-contiguous: what a one-launch kernel needs."""
-    a0 = arrays[0]
-    return all(type(a) is type(a0) and a.dtype == a0.dtype and a.flags.c_contiguous for a in arrays)
-
-
-def _grid(total: int, threads: int = 256) -> tuple[int, int]:
-    """(blocks, threads) for a grid-stride loop over ``total`` elements."""
-    return max(1, min(-(-total // threads), 2048)), threads
-
-
 def _scalar(v: Any) -> Any:
     """A 0-d array (as read back from an .npz file) becomes a Python number again."""
     return v.item() if hasattr(v, "item") else v
@@ -193,10 +158,101 @@ class SGD(Optimizer):
         p.data -= group["lr"] * g
 
 
+def adam_coefficients(lr: float, betas: tuple[float, float], step: int) -> tuple[float, float]:
+    """``(lr / (1 - beta1**t), sqrt(1 - beta2**t))`` at step t: the bias corrections, folded
+    into the step size and the denominator as PyTorch folds them."""
+    beta1, beta2 = betas
+    return lr / (1 - beta1 ** step), math.sqrt(1 - beta2 ** step)
+
+
+@op
+def adam_step(param: Array, grad: Array, exp_avg: Array, exp_avg_sq: Array, step: int,
+              lr: float, betas: tuple[float, float], eps: float, weight_decay: float
+              ) -> tuple[Array, Array, Array]:
+    """One Adam update of one parameter, as PyTorch's Adam does it (weight decay as L2).
+
+    Args:
+        param: the parameter's values, updated in place.
+        grad: dL/dparam.
+        exp_avg: m, the running average of gradients (zeros before the first step), in place.
+        exp_avg_sq: v, the running average of squared gradients, in place.
+        step: t, the number of this update (1 for the first).
+        lr: the learning rate.
+        betas: (beta1, beta2).
+        eps: added to the denominator.
+        weight_decay: the L2 coefficient (0 for none).
+
+    Returns:
+        (param, exp_avg, exp_avg_sq): the three arrays, updated. (A replacement may return
+        new arrays instead; the optimizer copies them into its own.)
+
+    Math:
+
+        g     = grad + weight_decay * param
+        m     = beta1 * m + (1 - beta1) * g
+        v     = beta2 * v + (1 - beta2) * g * g
+        param = param - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+    which is ``param - lr * m_hat / (sqrt(v_hat) + eps)`` with the bias-corrected
+    ``m_hat = m / (1 - beta1**t)`` and ``v_hat = v / (1 - beta2**t)``.
+    """
+    xp = get_array_module(param)
+    beta1, beta2 = betas
+    step_size, bias_correction2_sqrt = adam_coefficients(lr, betas, step)
+    g = grad + weight_decay * param if weight_decay else grad
+    exp_avg *= beta1
+    exp_avg += (1 - beta1) * g
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * (g * g)
+    denom = xp.sqrt(exp_avg_sq)
+    denom /= bias_correction2_sqrt
+    denom += eps
+    param -= step_size * exp_avg / denom
+    return param, exp_avg, exp_avg_sq
+
+
+@op
+def adam_update(params: list[Array], grads: list[Array], exp_avgs: list[Array],
+                exp_avg_sqs: list[Array], steps: list[int], lr: float,
+                betas: tuple[float, float], eps: float, weight_decay: float,
+                decoupled: bool = False) -> None:
+    """`adam_step` for every parameter of a group, in place.
+
+    Args:
+        params: the parameters' arrays.
+        grads: their gradients.
+        exp_avgs: their first moments.
+        exp_avg_sqs: their second moments.
+        steps: each parameter's step number t for this update.
+        lr: the learning rate.
+        betas: (beta1, beta2).
+        eps: added to the denominator.
+        weight_decay: L2 (Adam), or the decoupled decay ``p *= 1 - lr*weight_decay`` before
+            the step (AdamW, with ``decoupled``).
+        decoupled: AdamW's decay instead of L2.
+    """
+    for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
+        wd = weight_decay
+        if decoupled and wd:
+            p *= 1 - lr * wd
+            wd = 0.0
+        for own, new in zip((p, m, v), adam_step(p, g, m, v, t, lr, betas, eps, wd)):
+            if new is not own:
+                own[...] = new
+
+
+@op
+def zero_grads(grads: list[Array]) -> None:
+    """Set every array of ``grads`` to zero, in place (an optimizer's ``zero_grad``)."""
+    for g in grads:
+        g.fill(0)
+
+
 class Adam(Optimizer):
     """Adam with PyTorch's exact semantics (weight decay is L2 added to the gradient).
 
-    With t the step count:
+    With t the step count (the update is `adam_step`):
+
         g = grad + weight_decay * p
         m = beta1*m + (1 - beta1)*g;   v = beta2*v + (1 - beta2)*g*g
         p -= lr/(1 - beta1**t) * m / (sqrt(v)/sqrt(1 - beta2**t) + eps)
@@ -218,130 +274,21 @@ class Adam(Optimizer):
         for i, b in enumerate(group["betas"]):
             _check_range(f"beta{i + 1}", b, 0.0, 1.0)
 
-    def _init_state(self, p: Parameter, state: dict[str, Any]) -> None:
-        if not state:
-            xp = get_array_module(p.data)
-            state.update(step=0, exp_avg=xp.zeros_like(p.data), exp_avg_sq=xp.zeros_like(p.data))
-
-    def _coefficients(self, group: dict[str, Any], t: int) -> tuple[float, float]:
-        """(step_size, bias_correction2_sqrt) at step ``t``."""
-        (beta1, beta2), lr = group["betas"], group["lr"]
-        return lr / (1 - beta1 ** t), math.sqrt(1 - beta2 ** t)
-
-    def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
-        self._init_state(p, state)
-        xp = get_array_module(p.data)
-        (beta1, beta2), lr, wd = group["betas"], group["lr"], group["weight_decay"]
-        state["step"] += 1
-        step_size, bias_correction2_sqrt = self._coefficients(group, state["step"])
-        g, m, v = p.grad, state["exp_avg"], state["exp_avg_sq"]
-        if wd and self.decoupled:
-            p.data *= 1 - lr * wd
-        elif wd:
-            g = g + wd * p.data
-        m *= beta1
-        m += (1 - beta1) * g
-        v *= beta2
-        v += (1 - beta2) * (g * g)
-        denom = xp.sqrt(v)
-        denom /= bias_correction2_sqrt
-        denom += group["eps"]
-        p.data -= step_size * m / denom
-
-    def _fused_update(self, index: int, group: dict[str, Any]) -> bool:
-        """The update above for every parameter of the group in one launch (CuPy): the
-        parameters must share a dtype and a step count, as they do unless some were added
-        to the optimizer later; otherwise the per-parameter code runs."""
-        params = group["params"]
-        kernel = _ADAM_MULTI.kernel(params[0].data)
-        if kernel is None:
-            return False
-        for p in params:
-            self._init_state(p, self.state[p])
-        states = [self.state[p] for p in params]
-        rows = [[p.data for p in params], [p.grad for p in params],
-                [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]]
-        t = states[0]["step"] + 1
-        if not _same_kind([a for row in rows for a in row]) or any(s["step"] + 1 != t for s in states):
-            return False
-        for s in states:
-            s["step"] = t
-        (beta1, beta2), lr, wd = group["betas"], group["lr"], group["weight_decay"]
-        step_size, bias_correction2_sqrt = self._coefficients(group, t)
-        coupled_wd, decay = (0.0, 1 - lr * wd) if (self.decoupled and wd) else (float(wd), 1.0)
-        table, offsets, total = self._table((index, "adam"), rows)
-        coefficients = (coupled_wd, decay, beta1, 1 - beta1, beta2, 1 - beta2, step_size,
-                        bias_correction2_sqrt, group["eps"])
-        kernel(*_grid(total), table, offsets, len(params), *map(float, coefficients))
-        return True
-
-
-# Shared by the one-launch kernels: which tensor of the table element k belongs to, and
-# IEEE operations that the compiler may not fuse into multiply-adds (NumPy rounds each one).
-_MULTI_TENSOR = r"""
-__device__ __forceinline__ int tensor_of(const long long* offsets, int P, long long k) {
-    int lo = 0, hi = P;                               // offsets[lo] <= k < offsets[hi]
-    while (hi - lo > 1) {
-        const int mid = (lo + hi) >> 1;
-        if (offsets[mid] <= k) lo = mid; else hi = mid;
-    }
-    return lo;
-}
-__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
-__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
-__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
-__device__ __forceinline__ float sub_rn(float a, float b) { return __fsub_rn(a, b); }
-__device__ __forceinline__ double sub_rn(double a, double b) { return __dsub_rn(a, b); }
-__device__ __forceinline__ float div_rn(float a, float b) { return __fdiv_rn(a, b); }
-__device__ __forceinline__ double div_rn(double a, double b) { return __ddiv_rn(a, b); }
-__device__ __forceinline__ float sqrt_rn(float a) { return __fsqrt_rn(a); }
-__device__ __forceinline__ double sqrt_rn(double a) { return __dsqrt_rn(a); }
-#define FOR_EACH_ELEMENT(k, total) \
-    for (long long k = blockIdx.x * (long long)blockDim.x + threadIdx.x; k < (total); \
-         k += (long long)gridDim.x * blockDim.x)
-"""
-
-# Adam's update (the array code in Adam._update, operation for operation) of every element of
-# every parameter: table = (p, grad, exp_avg, exp_avg_sq) addresses of P tensors each.
-_ADAM_MULTI = RawOp(_MULTI_TENSOR + r"""
-extern "C" __global__ void scratchnet_adam_multi(
-        const long long* table, const long long* offsets, long long P, double wd_,
-        double decay_, double beta1_, double omb1_, double beta2_, double omb2_,
-        double step_size_, double bc2_, double eps_) {
-    const T wd = (T)wd_, decay = (T)decay_, beta1 = (T)beta1_, omb1 = (T)omb1_;
-    const T beta2 = (T)beta2_, omb2 = (T)omb2_, step_size = (T)step_size_, bc2 = (T)bc2_;
-    const T eps = (T)eps_;
-    FOR_EACH_ELEMENT(k, offsets[P]) {
-        const int t = tensor_of(offsets, (int)P, k);
-        const long long j = k - offsets[t];
-        T* p = (T*)table[t] + j;
-        T* m = (T*)table[2 * P + t] + j;
-        T* v = (T*)table[3 * P + t] + j;
-        T g = ((const T*)table[P + t])[j];
-        T pv = *p;
-        if (decay != (T)1) pv = mul_rn(pv, decay);          // AdamW: p *= 1 - lr*wd
-        if (wd != (T)0) g = add_rn(g, mul_rn(wd, pv));      // Adam: g = grad + wd*p
-        const T mv = add_rn(mul_rn(*m, beta1), mul_rn(omb1, g));
-        const T vv = add_rn(mul_rn(*v, beta2), mul_rn(omb2, mul_rn(g, g)));
-        const T denom = add_rn(div_rn(sqrt_rn(vv), bc2), eps);
-        *p = sub_rn(pv, div_rn(mul_rn(step_size, mv), denom));
-        *m = mv;
-        *v = vv;
-    }
-}
-""", "scratchnet_adam_multi")
-
-# zero_grad of every gradient in the table, one launch.
-_ZERO = RawOp(_MULTI_TENSOR + r"""
-extern "C" __global__ void scratchnet_zero_multi(const long long* table, const long long* offsets,
-                                                 long long P) {
-    FOR_EACH_ELEMENT(k, offsets[P]) {
-        const int t = tensor_of(offsets, (int)P, k);
-        ((T*)table[t])[k - offsets[t]] = (T)0;
-    }
-}
-""", "scratchnet_zero_multi")
+    def step(self) -> None:
+        for group in self.param_groups:
+            params = group["params"]
+            states = [self.state.setdefault(p, {}) for p in params]
+            for p, state in zip(params, states):
+                _follow(p, state)
+                if not state:
+                    xp = get_array_module(p.data)
+                    state.update(step=0, exp_avg=xp.zeros_like(p.data),
+                                 exp_avg_sq=xp.zeros_like(p.data))
+                state["step"] += 1
+            adam_update([p.data for p in params], [p.grad for p in params],
+                        [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+                        [s["step"] for s in states], group["lr"], group["betas"], group["eps"],
+                        group["weight_decay"], self.decoupled)
 
 
 class AdamW(Adam):

@@ -1,18 +1,20 @@
 """The blocked CPU convolution (scratchnet/blocked.py) against the reference functions in
-scratchnet/functional.py, on a grid of shapes, and gradchecked through the layer."""
+scratchnet/functional/conv.py, on a grid of shapes, and gradchecked through the layer."""
 import contextlib
 
 import numpy as np
 import pytest
 
 import scratchnet as sn
-from scratchnet import backend, blocked, functional as F, nn, optim
+from scratchnet import blocked, functional as F, nn, optim, threads
 from scratchnet.models import unet
 from test_functional import CASES
 
 GRID = CASES + [
     ((3, 3), (1, 1), (1, 1), (3, 5, 10, 9)),    # the U-Net's layers: 3x3, padding 1
-    ((3, 3), (1, 1), (2, 0), (2, 2, 6, 8)),     # padding > K - 1 on one axis: dx by reference
+    ((3, 3), (1, 1), (2, 0), (2, 2, 6, 8)),     # padding > K - 1 on one axis
+    ((3, 3), (2, 2), (3, 2), (2, 2, 7, 6)),     # padding > K - 1 with a stride: rows left out
+    ((3, 2), (3, 2), (0, 1), (2, 3, 10, 7)),    # strides larger than 2, rows not covered
     ((1, 1), (1, 1), (0, 0), (2, 3, 4, 4)),     # the U-Net's output layer
     ((2, 2), (1, 1), (1, 1), (2, 2, 5, 5)),
 ]
@@ -20,14 +22,14 @@ GRID = CASES + [
 
 @contextlib.contextmanager
 def blocked_mode(mode, block_bytes=None):
-    previous = backend.use_blocked_cpu(mode)
+    previous = blocked.use_blocked_cpu(mode)
     old_bytes = blocked.BLOCK_BYTES
     if block_bytes is not None:
         blocked.BLOCK_BYTES = block_bytes            # tiny blocks: many of them, on many threads
     try:
         yield
     finally:
-        backend.use_blocked_cpu(previous)
+        blocked.use_blocked_cpu(previous)
         blocked.BLOCK_BYTES = old_bytes
 
 
@@ -40,21 +42,24 @@ def test_blocked_conv_equals_the_reference(rng, kernel, stride, padding, shape, 
     y_ref, col = F.conv2d(x, w, b, stride, padding)
     gy = rng.standard_normal(y_ref.shape)
     with blocked_mode("always", block_bytes):
-        y, xpad = blocked.conv2d_forward(x, w, b, stride, padding)
-        dx, dw = blocked.conv2d_backward(F.batch_last(gy), xpad, w, stride, padding, shape[2:])
+        y, saved = blocked.conv2d_forward(x, w, b, stride, padding)
+        dx, dw, db = blocked.conv2d_backward(gy, saved, w, shape[2:], stride, padding)
     np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dw, F.conv2d_grad_weight(gy, col), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dx, F.conv2d_grad_input(gy, w, shape[2:], stride, padding),
                                rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, F.bias_grad(gy), rtol=1e-12, atol=1e-12)
     assert y.shape == y_ref.shape and dx.shape == shape and dw.shape == w.shape
 
 
-def test_dx_as_a_convolution_is_the_adjoint(rng):
-    """<conv(x), gy> = <x, dx(gy)>: the flipped-kernel convolution is the transpose of conv."""
+@pytest.mark.parametrize("stride,padding", [((1, 1), (1, 1)), ((2, 1), (1, 0)), ((2, 3), (0, 2))])
+def test_dx_as_a_convolution_is_the_adjoint(rng, stride, padding):
+    """<conv(x), gy> = <x, dx(gy)>: the flipped-kernel convolution of the dilated gy is the
+    transpose of conv, for any stride and padding."""
     x, w = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((5, 3, 3, 3))
-    y, _ = F.conv2d(x, w, None, (1, 1), (1, 1))
+    y, _ = F.conv2d(x, w, None, stride, padding)
     gy = rng.standard_normal(y.shape)
-    dx = blocked.dx_as_convolution(gy, w, (1, 1))
+    dx = blocked.dx_as_convolution(gy, w, (7, 6), stride, padding)
     assert np.vdot(y, gy) == pytest.approx(np.vdot(x, dx), rel=1e-12)
 
 
@@ -72,13 +77,35 @@ def test_float32_uses_it_float64_does_not_by_default(rng):
     layer = nn.Conv2d(8, 8, 3, padding=1)
     big = rng.standard_normal((64, 8, 28, 28)).astype(np.float32)   # im2col 14 MB: blocked
     layer(big)
-    assert layer._cache[0].ndim == 4                                 # the padded input
+    assert isinstance(layer._cache[0], blocked.PaddedInput)          # the padded input
     layer.double()
     layer(big.astype(np.float64))
     assert layer._cache[0].ndim == 6                                 # im2col
     layer.float()
     layer(big[:2])                                                   # small: one GEMM is best
     assert layer._cache[0].ndim == 6
+
+
+def test_an_override_takes_the_readable_path(rng):
+    """While an op is overridden, the layer runs the reference code (which calls it), and a
+    blocked forward made before the override still gets its own backward."""
+    layer = nn.Conv2d(8, 8, 3, padding=1)
+    big = rng.standard_normal((64, 8, 28, 28)).astype(np.float32)
+    calls = []
+
+    def counting(gy, col):
+        calls.append(col.shape)
+        return F.conv2d_grad_weight(gy, col)
+
+    with sn.override(conv2d_grad_weight=counting):
+        y = layer(big)
+        assert layer._cache[0].ndim == 6
+        layer.backward(np.ones_like(y))
+    assert calls == [(8, 3, 3, 28, 28, 64)]
+    y = layer(big)
+    with sn.override(conv2d_grad_weight=counting):
+        layer.backward(np.ones_like(y))                              # the blocked backward
+    assert len(calls) == 1
 
 
 def test_training_steps_blocked_equal_reference():
@@ -115,9 +142,9 @@ def test_thread_count_does_not_change_results_beyond_rounding(rng, monkeypatch):
     for n in ("1", "3"):
         monkeypatch.setenv("SCRATCHNET_NUM_THREADS", n)
         with blocked_mode("always", 1):
-            y, xpad = blocked.conv2d_forward(x, w, None, (1, 1), (1, 1))
-            out[n] = (y, *blocked.conv2d_backward(F.batch_last(np.ones_like(y)), xpad, w,
-                                                  (1, 1), (1, 1), (12, 12)))
+            y, saved = blocked.conv2d_forward(x, w, None, (1, 1), (1, 1))
+            out[n] = (y, *blocked.conv2d_backward(np.ones_like(y), saved, w, (12, 12), (1, 1),
+                                                  (1, 1)))
     for a, b in zip(out["1"], out["3"]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
@@ -126,9 +153,9 @@ def test_thread_count_does_not_change_results_beyond_rounding(rng, monkeypatch):
 def test_bad_thread_count_is_one_line(monkeypatch, value):
     monkeypatch.setenv("SCRATCHNET_NUM_THREADS", value)
     with pytest.raises(ValueError, match=f"SCRATCHNET_NUM_THREADS must be a positive integer, got '{value}'"):
-        backend.num_threads()
+        threads.num_threads()
 
 
 def test_mode_switch_checks_its_value():
     with pytest.raises(ValueError, match="expected 'float32', 'always' or 'never', got 'fast'"):
-        backend.use_blocked_cpu("fast")
+        blocked.use_blocked_cpu("fast")

@@ -6,12 +6,16 @@
 * ``new`` refuses a folder that is not empty and never overwrites; an untouched stub is "not
   written yet" (exit 1); a learner's exception is shown at the learner's file and line; a bad
   command line exits 2 in one line;
-* the capstone trains the reference autoencoder with the learner's functions and agrees with
-  the library (real MNIST), refuses while exercises fail, and names the exercise to look at
-  when the curves diverge.
+* the learner's functions run inside the library's own layers (``scratchnet.override``), and
+  the learn package defines no layers of its own;
+* the capstone trains the conv autoencoder and the U-Net with the learner's functions and
+  agrees with the library (real MNIST), beats the three baselines and writes its figure,
+  refuses while exercises fail, and names the layer and the exercise to look at when the
+  curves diverge.
 """
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 import re
@@ -24,10 +28,11 @@ import numpy as np
 import pytest
 
 import scratchnet as sn
-from scratchnet import nn
-from scratchnet.learn import CAPSTONE, EXERCISES, format_result, grade, grade_exercise
-from scratchnet.learn import capstone, cli, layers
+from scratchnet import nn, ops
+from scratchnet.learn import EXERCISES, format_result, grade, grade_exercise, learner_overrides
+from scratchnet.learn import capstone, cli
 from scratchnet.learn.diagnose import Context, compare, diagnose
+from scratchnet.learn.grader import learner_code, load_functions
 
 
 def run_cli(*args: object, cwd: Path | None = None, env: dict | None = None
@@ -206,8 +211,16 @@ def solved(tmp_path: Path) -> Path:
 
 def test_every_exercise_has_a_solution_and_a_stub():
     assert {f"{name}.py" for name in EXERCISES} == set(SOLUTIONS) == set(cli.stub_files())
-    assert set(CAPSTONE) <= set(EXERCISES)
     assert len(EXERCISES) >= 11
+
+
+def test_the_capstone_uses_every_exercise_its_models_call():
+    used = {m: [ex.name for ex in capstone.exercises_for(m)] for m in capstone.RECIPES}
+    assert used["conv"] == ["relu", "mse", "conv2d_grad_weight", "conv2d_grad_input", "col2im",
+                            "conv_transpose2d", "sigmoid", "adam_step"]
+    assert set(used["unet"]) == set(used["conv"]) | {"batch_norm", "max_pool2d", "unet_skip"}
+    assert used["dense"] == ["linear", "relu", "mse", "sigmoid", "adam_step"]
+    assert set(EXERCISES) - {n for names in used.values() for n in names} == {"avg_pool2d"}
 
 
 def test_written_out_solutions_pass_every_exercise(solved: Path):
@@ -559,14 +572,15 @@ def test_an_edited_file_is_read_afresh(tmp_path: Path):
 
 # --- stubs and `new` ---------------------------------------------------------------------------
 def test_stubs_ship_as_package_data_and_match_the_exercises():
+    """The signature, written once in the table, is the stub's and the library op's."""
     stubs = cli.stub_files()
     for name, ex in EXERCISES.items():
         namespace: dict = {}
         exec(compile(stubs[ex.file], ex.file, "exec"), namespace)
-        for fname in ex.functions:
-            fn = namespace[fname]
-            params = ", ".join(inspect.signature(fn).parameters)
-            assert f"{fname}({params.replace('batch_stats', 'batch_stats=True')})" in ex.writes
+        for sig in ex.signatures:
+            fn = namespace[sig.name]
+            assert sig.matches(fn), (sig.text, inspect.signature(fn))
+            assert sig.matches(ops.OPS[sig.name]), (sig.text, inspect.signature(ops.OPS[sig.name]))
             doc = inspect.getdoc(fn)
             assert "Args:" in doc and "Returns:" in doc and "Math" in doc, fname
             with pytest.raises(NotImplementedError) as info:
@@ -672,27 +686,46 @@ def test_list_names_every_exercise_with_its_chapter_and_library_code():
     assert proc.returncode == 0
     for ex in EXERCISES.values():
         line = next(l for l in proc.stdout.splitlines() if l.startswith(ex.name + " "))
-        assert ex.writes in line and ex.chapter in line and ex.library in line
+        assert ex.signature in line and ex.chapter in line and ex.library in line
+        assert Path(ex.library.split(":")[0]).is_file()
     assert "docs/learn/09-training.md" in proc.stdout and "02-gradcheck.md" in proc.stdout
 
 
-# --- the layers the grader builds ----------------------------------------------------------------
-def test_learner_layers_do_not_use_the_library_layers_forward_or_backward(monkeypatch):
-    def broken(self, *args):
-        raise AssertionError("the learner's layer ran the library layer's own code")
+# --- the learner's functions inside the library's layers ------------------------------------
+def test_the_learners_functions_run_inside_the_library_layers(solved: Path):
+    """Each gradient check runs the library's own layer (nn.Conv2d, nn.BatchNorm2d, UNet ...)
+    with the learner's function in place of the op, and the learner's function is called."""
+    calls: dict[str, int] = {}
 
-    for cls in (nn.Conv2d, nn.ConvTranspose2d, nn.ReLU, nn.Sigmoid, nn.MSELoss, nn.MaxPool2d,
-                nn.BatchNorm2d, nn.Linear):
-        monkeypatch.setattr(cls, "forward", broken)
-        monkeypatch.setattr(cls, "backward", broken)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 2, 4, 4))
-    conv = layers.Conv2d(2, 3, 3, padding=1)
-    assert sn.gradcheck(conv, x).passed
-    pool = layers.MaxPool2d(2, backward_fn=sn.functional.max_pool2d_backward)
-    assert sn.gradcheck(pool, x).passed
-    relu = layers.ReLU(backward_fn=lambda gy, x: gy * (x > 0))
-    assert sn.gradcheck(relu, x + np.sign(x) * 0.1).passed
+    def counting(name, fn):
+        def call(*args):
+            calls[name] = calls.get(name, 0) + 1
+            return fn(*args)
+        return call
+
+    with learner_code(solved):
+        for ex in EXERCISES.values():
+            fns = {n: counting(n, fn) for n, fn in load_functions(solved, ex).items()}
+            if ex.layer is None:
+                continue
+            case = next(ex.cases())
+            with learner_overrides([ex], fns):
+                module, inputs = ex.gradcheck_module(case)
+                assert type(module).__module__ in ("scratchnet.nn.conv", "scratchnet.nn.linear",
+                                                   "scratchnet.nn.activation", "scratchnet.nn.loss",
+                                                   "scratchnet.nn.pooling", "scratchnet.models",
+                                                   "scratchnet.nn.normalization"), module
+                assert sn.gradcheck(module, *inputs, **ex.gradcheck).passed, ex.name
+    assert set(calls) == {f for ex in EXERCISES.values() if ex.layer for f in ex.functions}
+
+
+def test_the_learn_package_defines_no_layers():
+    for name in ("capstone", "cli", "diagnose", "exercises", "grader"):
+        module = importlib.import_module(f"scratchnet.learn.{name}")
+        own = [obj for obj in vars(module).values() if inspect.isclass(obj)
+               and issubclass(obj, (nn.Module, sn.optim.Optimizer))
+               and obj.__module__.startswith("scratchnet.learn")]
+        assert not own, own
 
 
 # --- the capstone -------------------------------------------------------------------------------
@@ -702,7 +735,8 @@ def test_the_capstone_refuses_while_exercises_fail(tmp_path: Path):
     proc = run_cli("train", folder)
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1
-    assert "not passing yet: mse (FAIL), sigmoid (FAIL)" in proc.stderr
+    assert "the conv model uses must pass first; not passing yet: mse (FAIL), sigmoid (FAIL)" \
+        in proc.stderr
     assert f"check {folder} mse sigmoid" in proc.stderr
 
 
@@ -718,33 +752,79 @@ def test_the_capstone_without_data_says_how_to_point_at_it(solved: Path, tmp_pat
 
 @pytest.mark.realdata
 def test_the_capstone_with_correct_solutions_agrees_with_the_library(real_data, solved: Path):
-    proc = run_cli("train", solved, "--every", "8", env={"SCRATCHNET_DATA": str(real_data)})
+    proc = run_cli("train", solved, "--limit-train", "2000", "--epochs", "1", "--every", "8",
+                   "--limit-test", "500", env={"SCRATCHNET_DATA": str(real_data)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
+    assert ("training the conv model with your relu, mse, conv2d_grad_weight, conv2d_grad_input, "
+            "col2im, conv_transpose2d, sigmoid, adam_step") in out
     assert "2,000 MNIST training images, 1 epoch of 32 batches of 64" in out
     rows = [l.split() for l in out.splitlines() if re.match(r" +\d+ ", l)]
-    assert [int(r[0]) for r in rows] == [1, 8, 16, 24, 32]
+    assert [int(r[0]) for r in rows] == [1, 8, 16]
     for _, lib, yours, _ in rows:
         assert abs(float(lib) - float(yours)) <= 1e-4 * float(lib)
     assert "the curves agree to float32 rounding" in out
+    assert re.search(r"^epoch 1: train MSE 0\.\d+, test MSE 0\.\d+", out, re.M)
+    for name in ("your conv model", "the noisy input itself", "all black (zeros)",
+                 "the average training image"):
+        assert re.search(rf"^  {re.escape(name)} +0\.\d{{4}}  \(\d+\.\d dB\)$", out, re.M), out
+    assert (solved / "capstone-conv.png").stat().st_size > 10_000
+    assert f"wrote {solved / 'capstone-conv.png'}" in out
 
 
 @pytest.mark.realdata
-def test_the_capstone_names_the_exercise_when_the_curves_diverge(real_data, solved: Path,
-                                                                monkeypatch):
-    write(solved, {"sigmoid.py": """
+def test_the_capstone_trains_the_unet_with_batch_norm_pooling_and_the_skip_rules(
+        real_data, solved: Path, tmp_path: Path):
+    figure = tmp_path / "unet.png"
+    lines: list[str] = []
+    status = capstone.train(solved, model="unet", limit_train=640, epochs=1, limit_test=200,
+                            data_dir=str(real_data), figure=figure, out=lines.append,
+                            err=lines.append)
+    text = "\n".join(lines)
+    assert status == 0, text
+    assert "batch_norm, unet_skip, adam_step" in text and "max_pool2d" in text
+    assert "the curves agree to float32 rounding" in text
+    assert figure.stat().st_size > 10_000
+
+
+FLOAT32_SLIPS = {
+    # exercise: (a float32-only mistake that float64 grading cannot see, model, the words)
+    "sigmoid": ("""
         import numpy as np
 
 
         def sigmoid_backward(gy, y):
-            if y.dtype == np.float32:          # a mistake that float64 grading cannot see
+            if y.dtype == np.float32:
                 return gy * y
             return gy * y * (1 - y)
-        """})
-    monkeypatch.setenv("SCRATCHNET_DATA", str(real_data))
-    monkeypatch.setattr(capstone, "IMAGES", 256)
+        """, "conv", "first differ at decoder.5 (Sigmoid, dx"),
+    "batch_norm": (SOLUTIONS["batch_norm.py"].replace(
+        "return dx, dweight, dbias", "return dx, dweight * (2 if gy.dtype == np.float32 else 1), dbias"),
+        "unet", "(BatchNorm2d, dweight"),
+    "unet_skip": ("""
+        import numpy as np
+
+
+        def skip_split(grad, up_channels):
+            return grad[:, :up_channels], grad[:, up_channels:]
+
+
+        def skip_sum(grad_pool, grad_skip):
+            return grad_pool if grad_pool.dtype == np.float32 else grad_pool + grad_skip
+        """, "unet", "but the gradient arriving at it differs"),
+}
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("exercise", sorted(FLOAT32_SLIPS))
+def test_the_capstone_names_the_exercise_when_the_curves_diverge(real_data, solved: Path,
+                                                                exercise: str):
+    source, model, words = FLOAT32_SLIPS[exercise]
+    write(solved, {f"{exercise}.py": source})
     lines: list[str] = []
-    assert capstone.train(solved, out=lines.append, err=lines.append) == 1
+    assert capstone.train(solved, model=model, limit_train=256, data_dir=str(real_data),
+                          out=lines.append, err=lines.append) == 1
     text = "\n".join(lines)
-    assert "the curves diverge" in text
-    assert "first differ at decoder.5 (Sigmoid, dx" in text and "look at sigmoid" in text
+    assert "the curves diverge" in text and words in text, text
+    assert f"look at {exercise} (python -m scratchnet.learn check {solved} {exercise})" in text
+    assert not (solved / f"capstone-{model}.png").exists()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..backend import ElementwiseOp, backend_name, default_rng, get_array_module
+from ..backend import backend_name, default_rng, get_array_module
+from ..ops import op
 
 Array = Any
 
@@ -30,17 +31,14 @@ def add_gaussian_noise(x: Array, factor: float, clip: bool = True, rng: Any = No
     """x + factor * N(0, 1), clipped to [0, 1] when ``clip``; same shape, dtype, backend."""
     _check_factor(factor, "noise factor")
     noise = _rng_for(x, rng).standard_normal(x.shape, dtype=x.dtype)
-    fused = _GAUSSIAN.kernel(x)
-    if fused is not None:                    # the three passes below in one (CuPy)
-        return fused(x, noise, factor, clip)
+    return add_scaled_noise(x, noise, factor, clip)
+
+
+@op
+def add_scaled_noise(x: Array, noise: Array, factor: float, clip: bool) -> Array:
+    """``x + factor * noise``, clipped to [0, 1] when ``clip`` (one kernel on CuPy)."""
     y = x + factor * noise
     return get_array_module(x).clip(y, 0, 1) if clip else y
-
-
-_GAUSSIAN = ElementwiseOp(
-    "T x, T noise, T factor, bool clip", "T y",
-    "const T v = x + factor * noise; y = !clip ? v : (v < 0 ? (T)0 : (v > 1 ? (T)1 : v))",
-    "scratchnet_gaussian_noise")
 
 
 def add_speckle_noise(x: Array, factor: float, clip: bool = True, rng: Any = None) -> Array:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import cli
-from .exercises import CAPSTONE, EXERCISES
+from .exercises import EXERCISES
 
 __all__ = ["main", "stub_files"]
 
@@ -36,10 +36,10 @@ def _list() -> int:
     print("exercise".ljust(width) + "what to write (in DIR/<exercise>.py) | chapter | library "
           "code it replaces")
     for ex in EXERCISES.values():
-        print(f"{ex.name:<{width}}{ex.writes} | {ex.chapter} | {ex.library}")
-    print(f"{'train':<{width}}the capstone: trains the reference autoencoder with your "
-          f"{', '.join(CAPSTONE)} | docs/learn/09-training.md | scratchnet/models.py: "
-          "conv_autoencoder")
+        print(f"{ex.name:<{width}}{ex.signature} | {ex.chapter} | {ex.library}")
+    print(f"{'train':<{width}}the capstone: trains a denoiser (--model conv, unet or dense) with "
+          "your functions inside the library's layers | docs/learn/09-training.md | "
+          "scratchnet/models.py")
     print("every exercise is also run through scratchnet.gradcheck (docs/learn/02-gradcheck.md)")
     return 0
 
@@ -106,7 +106,9 @@ def _train(args: argparse.Namespace) -> int:
     from .capstone import train
 
     _folder(args.dir, "train")
-    return train(args.dir, every=args.every, data_dir=args.data_dir, download=args.download,
+    return train(args.dir, model=args.model, epochs=args.epochs, limit_train=args.limit_train,
+                 limit_test=args.limit_test, every=args.every, data_dir=args.data_dir,
+                 download=args.download, figure=args.figure,
                  err=lambda line: print(f"{PROG} {line}", file=sys.stderr))
 
 
@@ -131,15 +133,36 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("dir", metavar="DIR", type=Path, help="the folder `new` wrote")
     p.add_argument("names", metavar="NAME", nargs="*", default=[],
                    help=f"exercises to grade (default: all): {', '.join(EXERCISES)}")
-    p = sub.add_parser("train", help="the capstone: train the autoencoder with your functions",
-                       description="Train the reference autoencoder (2,000 MNIST images, 1 epoch, "
-                                   "batch 64) twice from the same seed, with the library's "
-                                   "backward passes and with yours, and compare the loss curves. "
-                                   f"Needs {', '.join(CAPSTONE)} to pass. Exit status 0 when the "
-                                   "curves agree to float32 rounding.")
+    from .capstone import COMPARE, RECIPES
+
+    defaults = "; ".join(f"{name}: {r.limit_train:,} images, {r.epochs} epoch{'s' * (r.epochs > 1)}"
+                         for name, r in RECIPES.items())
+    p = sub.add_parser("train", help="the capstone: train a denoiser with your functions",
+                       description="Train a denoiser with your functions inside the library's "
+                                   "own layers: first the exercises the model uses must pass; "
+                                   f"then its first {COMPARE} batches train in lockstep with "
+                                   "the library's functions (the loss curves must agree to "
+                                   "float32 rounding, or the first layer whose gradient differs "
+                                   "is named), the rest with yours alone. Prints the test MSE "
+                                   "against the noisy input, all black and the average image, "
+                                   "and writes clean / noisy / denoised test images to "
+                                   f"DIR/capstone-MODEL.png. Defaults: {defaults}. Exit status "
+                                   "0 when the curves agree.")
     p.add_argument("dir", metavar="DIR", type=Path, help="the folder `new` wrote")
+    p.add_argument("--model", choices=sorted(RECIPES), default="conv",
+                   help="the reference autoencoder (conv, the default), the U-Net of chapter 7 "
+                        "(batch norm, max pooling, the skip rules) or the dense autoencoder "
+                        "(linear)")
+    p.add_argument("--epochs", type=cli.positive_int, default=None, metavar="N",
+                   help="epochs to train (default: the model's, above)")
+    p.add_argument("--limit-train", type=cli.positive_int, default=None, metavar="N",
+                   help="MNIST training images to use (default: the model's, above)")
+    p.add_argument("--limit-test", type=cli.positive_int, default=2000, metavar="N",
+                   help="MNIST test images to score on (default: 2000)")
+    p.add_argument("--figure", type=Path, default=None, metavar="PNG",
+                   help="where to write the figure (default: DIR/capstone-MODEL.png)")
     p.add_argument("--every", type=cli.positive_int, default=4, metavar="N",
-                   help="a row of the loss table every N batches (default: 4)")
+                   help="a row of the lockstep table every N batches (default: 4)")
     p.add_argument("--data-dir", default=None, metavar="FOLDER",
                    help="a folder holding mnist/, searched before $SCRATCHNET_DATA and the "
                         "usual places")

@@ -1,78 +1,265 @@
-"""The exercises: what each asks, where it is explained, and how it is graded.
+"""The exercises, as data: one row of `EXERCISES` per exercise.
 
-Every exercise has a stub (``stubs/<name>.py``) with the function(s) to write, and a list of
-configurations (shapes, strides, paddings, batch sizes, modes). For each configuration
-:func:`Exercise.cases` draws float64 inputs from a fixed seed and builds a :class:`Case`:
+Each exercise replaces one or more *ops* of the library (`scratchnet.ops`) with the learner's
+own functions. A row says which (its ``signature``, written once: the stub's ``def`` and the
+library op's parameters must both match it, which the tests check), what it asks, where it is
+explained, the configurations it is graded on and the conditions that tell them apart, how
+to draw a configuration's inputs, the library layer that runs the learner's function for
+the gradient check, and the catalogue of mistakes: per returned tensor, what the diagnosis
+may know about it (its axes, the sizes that can be a missing factor, masks of shared pixels,
+...), and the known wrong answers, each a message and the formula that plants it.
 
-* ``expected``: the tensors the library itself computes for those inputs (its layers run
-  forward and backward, or its functions are called);
-* ``run(fns)``: calls the learner's function(s) on copies of the same inputs;
-* ``contexts``: what the diagnosis may know about each tensor (sizes that could be a missing
-  factor, known wrong answers and what they mean, masks of shared pixels, ...);
-* ``gradcheck(fns)``: a real layer (:mod:`scratchnet.learn.layers`) running the learner's
-  function, and its inputs, for ``scratchnet.gradcheck``.
+Everything else is derived from the row (`Exercise.cases`): the expected tensors are the
+library op's own results on the same inputs, ``run`` calls the learner's functions on copies
+of the inputs the signature names, and the gradient check runs the row's library layer inside
+``scratchnet.override`` with the learner's functions in place of the ops.
 """
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
+import re
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from .. import functional as F
-from .. import nn, optim
-from ..backend import init_rng
-from . import layers as L
+from .. import models, nn, ops
+from ..random import init_rng, manual_seed
 from .diagnose import Context
 
-__all__ = ["Exercise", "Case", "EXERCISES", "CAPSTONE", "StructureError", "invoke",
-           "keep_init_rng"]
+__all__ = ["Exercise", "Case", "Signature", "Tensor", "Mistake", "EXERCISES", "StructureError",
+           "invoke", "keep_init_rng", "learner_overrides"]
 
 Fns = dict[str, Callable[..., Any]]
+NS = SimpleNamespace                 # a configuration and its inputs, by name: ``a.gy``, ``a.N``
 
 
 class StructureError(Exception):
     """A learner's function returned the wrong kind of value (not a tuple, too few values)."""
 
 
+# --- signatures --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Signature:
+    """``name(p1, p2, p3=default) -> (out1, out2)`` or ``-> out``, parsed."""
+    name: str
+    params: tuple[str, ...]
+    defaults: tuple[tuple[str, Any], ...]
+    outputs: tuple[str, ...]
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Signature":
+        m = re.fullmatch(r"\s*(\w+)\((.*)\)\s*->\s*\(?([\w, ]+?)\)?\s*", text)
+        if m is None:
+            raise ValueError(f"not a signature: {text!r}")
+        name, params, outputs = m.groups()
+        fn = {}
+        exec(f"def {name}({params}): pass", {}, fn)          # noqa: S102 (our own table)
+        sig = inspect.signature(fn[name])
+        defaults = tuple((p.name, p.default) for p in sig.parameters.values()
+                         if p.default is not inspect.Parameter.empty)
+        return cls(name, tuple(sig.parameters), defaults,
+                   tuple(o.strip() for o in outputs.split(",")), text.strip())
+
+    def matches(self, fn: Callable[..., Any]) -> bool:
+        """True when ``fn`` takes exactly these parameters (names, order, defaults)."""
+        params = inspect.signature(fn).parameters.values()
+        return (tuple(p.name for p in params) == self.params and
+                tuple((p.name, p.default) for p in params
+                      if p.default is not inspect.Parameter.empty) == self.defaults)
+
+
+# --- the catalogue of mistakes ---------------------------------------------------------------------
+Formula = Callable[[NS], Any]
+
+
+def always(a: NS) -> bool:
+    return True
+
+
+Text = str | Callable[[NS], str]          # a message, or one that quotes the case's sizes
+
+
+def _text(message: Text, a: NS) -> str:
+    return message(a) if callable(message) else message
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A known wrong answer for one returned tensor: what it means, and how to plant it."""
+    tensor: str
+    message: Text
+    formula: Formula
+    when: Callable[[NS], bool] = always
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """What the diagnosis may know about one returned tensor (see `diagnose.Context`).
+
+    Attributes:
+        axes: a name per axis; empty: named from the rank (N, C, H, W ...).
+        sizes: (name, formula, meaning) of sizes that may be a missing or extra factor.
+        image: an image-shaped tensor: its axes 2 and 3 are spatial.
+        padded: with ``image``, the padding ``a.p`` reaches its border.
+        flip: axes whose reversal is a recognisable mistake.
+        masks: (message, formula of a boolean array): "every wrong entry is in this mask".
+        factors: per-slice factors (name, axis, values), a formula.
+        shapes: (formula of a shape, message, when): a wrong shape with a known cause.
+    """
+    axes: tuple[str, ...] = ()
+    sizes: tuple[tuple[str, Formula, str], ...] = ()
+    image: bool = False
+    padded: bool = True
+    flip: tuple[int, ...] = ()
+    masks: tuple[tuple[str, Formula], ...] = ()
+    factors: Formula | None = None
+    shapes: tuple[tuple[Formula, Text, Callable[[NS], bool]], ...] = ()
+
+    def context(self, a: NS, ndim: int, alternatives: list[tuple[str, Any]]) -> Context:
+        return Context(
+            axes=self.axes or _axes(ndim),
+            sizes=tuple((name, f(a), meaning) for name, f, meaning in self.sizes),
+            spatial=(2, 3) if self.image else None,
+            padding=a.p if self.image and self.padded else (0, 0),
+            flip_axes=self.flip,
+            masks=tuple((words, f(a)) for words, f in self.masks),
+            alternatives=tuple(alternatives),
+            factors=self.factors(a) if self.factors else (),
+            shapes=tuple((f(a), _text(words, a)) for f, words, when in self.shapes if when(a)))
+
+
+# --- a configuration ---------------------------------------------------------------------------------
 @dataclass
 class Case:
-    """One configuration of one exercise: inputs, the library's answers, and how to run."""
+    """One configuration of one exercise: its inputs, the library's answers, and what the
+    diagnosis may know about each tensor."""
     describe: str
     features: dict[str, Any]
-    run: Callable[[Fns], tuple[dict[str, Any], list[str]]]
+    inputs: NS
     expected: dict[str, np.ndarray]
     contexts: dict[str, Context] = field(default_factory=dict)
-    gradcheck: Callable[[Fns], tuple[nn.Module, tuple[Any, ...]]] | None = None
 
 
 @dataclass(frozen=True)
 class Exercise:
-    """An exercise: its stub, what it asks, where it is explained, and its grading."""
+    """One row of the table: an exercise, its grading and its catalogue of mistakes.
+
+    Attributes:
+        name: the exercise (and its stub's file name).
+        signature: the function(s) to write, as ``f(a, b) -> (x, y)``; several joined by
+            ``; ``. Each function's name is the op it replaces.
+        asks: what to write, in one sentence.
+        chapter: where it is explained.
+        configs: the configurations (shapes, strides, modes), each a dict.
+        draw: ``draw(a, rng)`` returns a configuration's inputs (every argument the signature
+            names, and any array the layer or a formula needs) as a dict, or a list of dicts
+            for several cases (consecutive optimiser steps).
+        describe: ``describe(a)``, a configuration in words.
+        tensors: per returned tensor, what the diagnosis may know about it.
+        mistakes: the known wrong answers.
+        layer: ``layer(a)`` returns (a library module, its inputs) for the gradient check:
+            the module runs the learner's functions in place of the ops; None: no check.
+        gradcheck: keyword arguments for ``scratchnet.gradcheck``.
+        conditions: (words, test of the features, hint): what may separate the failing
+            configurations from the passing ones.
+        views: a returned tensor compared as another: ``{"param": ("param update", f)}``
+            compares ``f(param, a)``.
+        check_inplace: fail a function that changes its arguments in place.
+        checked_by: how an exercise without a gradient check is checked instead.
+    """
     name: str
-    functions: tuple[str, ...]
-    writes: str                  # the signature(s), for `list`
-    asks: str                    # one sentence: what to write
-    chapter: str                 # where it is explained
-    library: str                 # the library code it replaces
+    signature: str
+    asks: str
+    chapter: str
     configs: tuple[dict[str, Any], ...]
-    build: Callable[[dict[str, Any], np.random.Generator], list[Case]]
+    draw: Callable[[NS, np.random.Generator], dict[str, Any] | list[dict[str, Any]]]
+    describe: Callable[[NS], str]
+    tensors: dict[str, Tensor]
+    mistakes: tuple[Mistake, ...] = ()
+    layer: Callable[[NS], tuple[nn.Module, tuple[Any, ...]]] | None = None
+    gradcheck: dict[str, Any] = field(default_factory=dict)
     conditions: tuple[tuple[str, Callable[[dict[str, Any]], bool], str], ...] = ()
-    checked_by: str = "gradcheck"          # or how it is checked instead
+    views: dict[str, tuple[str, Callable[[Any, NS], Any]]] = field(default_factory=dict)
+    check_inplace: bool = True
+    checked_by: str = "gradcheck"
+
+    @property
+    def signatures(self) -> tuple[Signature, ...]:
+        return tuple(Signature.parse(s) for s in self.signature.split(";"))
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.signatures)
 
     @property
     def file(self) -> str:
         return f"{self.name}.py"
+
+    @property
+    def library(self) -> str:
+        """Where the ops it replaces live: ``scratchnet/functional/linear.py: linear_backward``."""
+        module = inspect.getmodule(ops.reference(self.functions[0]))
+        path = Path(module.__file__).relative_to(Path(inspect.getfile(ops)).parents[1])
+        return f"{path.as_posix()}: {', '.join(self.functions)}"
 
     def cases(self) -> Iterator[Case]:
         """Every configuration's cases, from a seed fixed per exercise and configuration."""
         base = zlib.crc32(self.name.encode())
         for i, cfg in enumerate(self.configs):
             with keep_init_rng():
-                yield from self.build(cfg, np.random.default_rng([base, i]))
+                drawn = self.draw(NS(**cfg), np.random.default_rng([base, i]))
+                cases = [self._case(cfg, NS(**{**cfg, **inputs}))
+                         for inputs in (drawn if isinstance(drawn, list) else [drawn])]
+            yield from cases
+
+    def _case(self, cfg: dict[str, Any], a: NS) -> Case:
+        expected: dict[str, np.ndarray] = {}
+        for sig in self.signatures:
+            args = [_copy(getattr(a, p)) for p in sig.params]
+            value = ops.reference(sig.name)(*args)
+            values = (value,) if len(sig.outputs) == 1 else value
+            for name, v in zip(sig.outputs, values):
+                expected.update([self._view(name, np.asarray(v), a)])
+        contexts = {}
+        for name, value in expected.items():
+            alternatives = [(_text(m.message, a), np.asarray(m.formula(a), dtype="float64"))
+                            for m in self.mistakes if m.tensor == name and m.when(a)]
+            contexts[name] = self.tensors.get(name, Tensor()).context(a, value.ndim, alternatives)
+        features = {**cfg, **getattr(a, "features", {})}
+        return Case(self.describe(a), features, a, expected, contexts)
+
+    def _view(self, name: str, value: Any, a: NS) -> tuple[str, Any]:
+        if name not in self.views:
+            return name, value
+        shown, f = self.views[name]
+        ok = hasattr(value, "shape") and tuple(value.shape) == tuple(np.shape(getattr(a, name)))
+        return shown, (f(np.asarray(value, dtype="float64"), a) if ok else value)
+
+    def run(self, fns: Fns, case: Case) -> tuple[dict[str, Any], list[str]]:
+        """The learner's functions on copies of the case's inputs: (outputs by name, the
+        arguments changed in place)."""
+        outputs: dict[str, Any] = {}
+        changed: list[str] = []
+        for sig in self.signatures:
+            out, moved = invoke(fns[sig.name], tuple(getattr(case.inputs, p) for p in sig.params),
+                                sig.params, sig.outputs, self.check_inplace)
+            outputs.update(self._view(name, value, case.inputs) for name, value in out.items())
+            changed += moved
+        return outputs, changed
+
+    def gradcheck_module(self, case: Case) -> tuple[nn.Module, tuple[Any, ...]]:
+        """The library layer of the gradient check and its inputs, built with the case's
+        weights (run it inside `learner_overrides`)."""
+        with keep_init_rng():
+            return self.layer(case.inputs)
 
 
 @contextlib.contextmanager
@@ -87,6 +274,10 @@ def keep_init_rng() -> Iterator[None]:
 
 
 # --- calling the learner -------------------------------------------------------------------
+def _copy(a: Any) -> Any:
+    return np.array(a, copy=True) if isinstance(a, np.ndarray) else a
+
+
 def invoke(fn: Callable[..., Any], args: tuple[Any, ...], names: tuple[str, ...],
            outputs: tuple[str, ...], check_inplace: bool = True
            ) -> tuple[dict[str, Any], list[str]]:
@@ -98,25 +289,61 @@ def invoke(fn: Callable[..., Any], args: tuple[Any, ...], names: tuple[str, ...]
     Raises:
         StructureError: several outputs expected and not returned as a tuple of that length.
     """
-    copies = tuple(np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args)
+    copies = tuple(_copy(a) for a in args)
     value = fn(*copies)
     changed = []
     if check_inplace:
         changed = [n for n, a, c in zip(names, args, copies)
                    if isinstance(a, np.ndarray) and not np.array_equal(a, c, equal_nan=True)]
-    fname = getattr(fn, "__name__", "the function")
+    return dict(zip(outputs, _structure(value, outputs, fn))), changed
+
+
+def _fn_name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__name__", None) or "the function"
+
+
+def _structure(value: Any, outputs: tuple[str, ...], fn: Callable[..., Any]) -> tuple[Any, ...]:
+    """``value`` as a tuple of ``len(outputs)`` results, or a StructureError."""
     if len(outputs) == 1:
-        return {outputs[0]: value}, changed
+        return (value,)
     if not isinstance(value, (tuple, list)) or len(value) != len(outputs):
         got = ("None (a missing `return`?)" if value is None
                else f"{len(value)} values" if isinstance(value, (tuple, list))
                else f"a single {type(value).__name__}")
-        raise StructureError(f"{fname} returned {got}; expected a tuple "
+        raise StructureError(f"{_fn_name(fn)} returned {got}; expected a tuple "
                              f"({', '.join(outputs)})")
-    return dict(zip(outputs, value)), changed
+    return tuple(value)
 
 
-# --- inputs ----------------------------------------------------------------------------------
+def _checked(fn: Callable[..., Any], sig: Signature) -> Callable[..., Any]:
+    """``fn`` as the library calls it: its results checked for their structure (a one-line
+    StructureError naming the function), and array results in another floating dtype cast to
+    that of the first floating array argument (a float64 constant in a float32 run)."""
+    def call(*args: Any) -> Any:
+        like = next((a for a in args if getattr(a, "dtype", None) is not None
+                     and a.dtype.kind == "f"), None)
+        results = []
+        for name, v in zip(sig.outputs, _structure(fn(*args), sig.outputs, fn)):
+            if v is None and len(sig.outputs) == 1:
+                raise StructureError(f"{_fn_name(fn)} returned None for {name} (a missing "
+                                     "`return`?)")
+            if like is not None and getattr(v, "dtype", like.dtype) != like.dtype \
+                    and v.dtype.kind == "f":
+                v = v.astype(like.dtype)
+            results.append(v)
+        return results[0] if len(sig.outputs) == 1 else tuple(results)
+    call.__name__ = _fn_name(fn)
+    return call
+
+
+def learner_overrides(exercises: list[Exercise], fns: Fns) -> contextlib.AbstractContextManager:
+    """``scratchnet.override`` with the learner's function for every op the exercises
+    replace: the library's own layers then run the learner's math."""
+    return ops.override(**{s.name: _checked(fns[s.name], s)
+                           for ex in exercises for s in ex.signatures})
+
+
+# --- inputs and formulas -----------------------------------------------------------------------
 def _normal(rng: np.random.Generator, *shape: int) -> np.ndarray:
     return rng.standard_normal(shape)
 
@@ -141,154 +368,150 @@ def _pair(p: tuple[int, int]) -> str:
     return f"{p[0]}" if p[0] == p[1] else f"({p[0]}, {p[1]})"
 
 
+def _with_params(layer: nn.Module, **values: np.ndarray) -> nn.Module:
+    """The layer, in float64, with the given parameters and buffers (copies)."""
+    layer.to(dtype="float64")
+    for name, value in values.items():
+        target = getattr(layer, name)
+        if isinstance(target, nn.Parameter):
+            target.data = value.copy()
+        else:
+            setattr(layer, name, value.copy())
+    return layer
+
+
 def _only_sample(g: np.ndarray, n: int) -> np.ndarray:
     out = np.zeros_like(g)
     out[n] = g[n]
     return out
 
 
-def _sample_alternatives(N: int, fn: Callable[[np.ndarray], np.ndarray], gy: np.ndarray
-                         ) -> list[tuple[str, np.ndarray]]:
-    """Known wrong answers of a sum over the batch: one sample's contribution only."""
-    if N < 2:
-        return []
-    return [("yours is the contribution of the last sample only: each sample's contribution "
-             "must be added (+=), not assigned (=), or use one product over the whole batch",
-             fn(_only_sample(gy, N - 1))),
-            ("yours is the contribution of the first sample only: the loop over the batch "
-             "stops early, or the other samples are not added", fn(_only_sample(gy, 0)))]
+def _sample_mistakes(tensor: str, f: Callable[[NS, np.ndarray], Any]) -> tuple[Mistake, ...]:
+    """Known wrong answers of a sum over the batch: one sample's contribution only (``f(a, g)``
+    is the right formula with the upstream gradient ``g`` in place of ``a.gy``)."""
+    several = lambda a: a.gy.shape[0] > 1                      # noqa: E731
+    return (Mistake(tensor, "yours is the contribution of the last sample only: each sample's "
+                    "contribution must be added (+=), not assigned (=), or use one product over "
+                    "the whole batch", lambda a: f(a, _only_sample(a.gy, a.gy.shape[0] - 1)),
+                    several),
+            Mistake(tensor, "yours is the contribution of the first sample only: the loop over "
+                    "the batch stops early, or the other samples are not added",
+                    lambda a: f(a, _only_sample(a.gy, 0)), several))
 
 
-def _sizes_n(N: int) -> tuple[str, float, str]:
-    return ("N", N, "the batch size")
+BATCH = ("N", lambda a: a.gy.shape[0], "the batch size")
 
 
-# --- linear ----------------------------------------------------------------------------------
-def _build_linear(cfg: dict[str, Any], rng: np.random.Generator) -> list[Case]:
-    N, I, O = cfg["N"], cfg["in"], cfg["out"]
-    x, gy = _normal(rng, N, I), _normal(rng, N, O)
-    weight, bias = _normal(rng, O, I), _normal(rng, O)
-    lib = nn.Linear(I, O)
-    lib.weight.data, lib.bias.data = weight.copy(), bias.copy()
-    lib(x)
-    dx = lib.backward(gy)
-    expected = {"dx": dx, "dweight": lib.weight.grad.copy(), "dbias": lib.bias.grad.copy()}
-    sizes = (_sizes_n(N),)
-    alt_dx = []
-    if I == O:
-        alt_dx.append(("yours multiplies gy by weight transposed: weight is (out, in), so "
-                       "dx = gy @ weight", gy @ weight.T))
-    contexts = {
-        "dx": Context(axes=("N", "in"), sizes=sizes, alternatives=tuple(alt_dx)),
-        "dweight": Context(axes=("out", "in"), sizes=sizes, alternatives=tuple(
-            _sample_alternatives(N, lambda g: g.T @ x, gy))),
-        "dbias": Context(axes=("out",), sizes=sizes, alternatives=tuple(
-            _sample_alternatives(N, lambda g: g.sum(axis=0), gy))),
-    }
-
-    def run(fns: Fns) -> tuple[dict[str, Any], list[str]]:
-        return invoke(fns["linear_backward"], (gy, x, weight), ("gy", "x", "weight"),
-                      ("dx", "dweight", "dbias"))
-
-    def module(fns: Fns) -> tuple[nn.Module, tuple[Any, ...]]:
-        layer = L.Linear(I, O, backward_fn=fns["linear_backward"])
-        layer.weight.data, layer.bias.data = weight.copy(), bias.copy()
-        return layer, (x,)
-
-    return [Case(f"x {x.shape}, weight {weight.shape}", dict(cfg), run, expected, contexts,
-                 module)]
+def _shared_pixels(col_shape: tuple[int, ...], stride: tuple[int, int],
+                   padding: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """Pixels covered by more than one window (where contributions must add up)."""
+    return np.asarray(F.col2im(np.ones(col_shape), stride, padding, size)) > 1
 
 
-# --- relu, sigmoid -------------------------------------------------------------------------
-def _build_relu(cfg: dict[str, Any], rng: np.random.Generator) -> list[Case]:
-    shape = cfg["shape"]
-    x, gy = _away_from_zero(rng, *shape), _normal(rng, *shape)
-    lib = nn.ReLU()
-    lib(x)
-    expected = {"dx": lib.backward(gy)}
-    mask = (x > 0).astype("float64")
-    alternatives = (
-        ("yours is the mask [x > 0] itself: multiply gy by it", mask),
-        ("yours is gy unchanged: the mask [x > 0] is missing", gy),
-        ("yours is gy * x where x > 0: the derivative of max(x, 0) is 1 there (a step), not x",
-         gy * x * mask),
-        ("yours keeps gy where x <= 0: the mask is inverted", gy * (1 - mask)),
-    )
-    contexts = {"dx": Context(axes=_axes(len(shape)), alternatives=alternatives)}
-
-    def run(fns: Fns) -> tuple[dict[str, Any], list[str]]:
-        return invoke(fns["relu_backward"], (gy, x), ("gy", "x"), ("dx",))
-
-    def module(fns: Fns) -> tuple[nn.Module, tuple[Any, ...]]:
-        return L.ReLU(backward_fn=fns["relu_backward"]), (x,)
-
-    return [Case(f"x {x.shape}", {"shape": shape, "ndim": len(shape)}, run, expected, contexts,
-                 module)]
+_NO_STRIDE = ("yours places the windows as if the stride were 1: window (oh, ow) starts at row "
+              "oh*SH - PH and column ow*SW - PW")
+_SHARED = ("yours is wrong only on pixels covered by more than one window: contributions from "
+           "overlapping windows must be added (+=), not assigned (=)")
 
 
-def _sigmoid(a: np.ndarray) -> np.ndarray:
-    return F.sigmoid(a)
+def _strided(a: NS) -> bool:
+    return max(a.s) > 1
 
 
-def _build_sigmoid(cfg: dict[str, Any], rng: np.random.Generator) -> list[Case]:
-    shape = cfg["shape"]
-    x, gy = 3 * _normal(rng, *shape), _normal(rng, *shape)
-    lib = nn.Sigmoid()
-    y = lib(x)
-    expected = {"dx": lib.backward(gy)}
-    sy = _sigmoid(y)
-    alternatives = (
-        ("yours applies the sigmoid to y again: the layer keeps its output y = sigmoid(x), "
-         "so the derivative is y * (1 - y) as it stands", gy * sy * (1 - sy)),
-        ("yours is y * (1 - y) alone: multiply it by gy, the gradient arriving from above",
-         y * (1 - y)),
-        ("the factor (1 - y) is missing: dy/dx = y * (1 - y)", gy * y),
-        ("the factor y is missing: dy/dx = y * (1 - y)", gy * (1 - y)),
-    )
-    contexts = {"dx": Context(axes=_axes(len(shape)), alternatives=alternatives)}
-
-    def run(fns: Fns) -> tuple[dict[str, Any], list[str]]:
-        return invoke(fns["sigmoid_backward"], (gy, np.array(y)), ("gy", "y"), ("dx",))
-
-    def module(fns: Fns) -> tuple[nn.Module, tuple[Any, ...]]:
-        return L.Sigmoid(backward_fn=fns["sigmoid_backward"]), (x,)
-
-    return [Case(f"x {x.shape}", {"shape": shape}, run, expected, contexts, module)]
+# --- linear, relu, sigmoid, mse ----------------------------------------------------------------
+def _draw_linear(a: NS, rng: np.random.Generator) -> dict[str, Any]:
+    x, gy = _normal(rng, a.N, a.I), _normal(rng, a.N, a.O)
+    return dict(x=x, gy=gy, weight=_normal(rng, a.O, a.I), bias=_normal(rng, a.O))
 
 
-# --- mse -----------------------------------------------------------------------------------
-def _build_mse(cfg: dict[str, Any], rng: np.random.Generator) -> list[Case]:
-    shape = cfg["shape"]
-    pred, target = _normal(rng, *shape), _normal(rng, *shape)
-    grad_output = float(0.5 + rng.random())
-    lib = nn.MSELoss()
-    lib(pred, target)
-    expected = {"dpred": lib.backward(grad_output)}
-    diff = pred - target
-    M, N = diff.size, shape[0]
-    sizes = (("M", M, "the number of entries of pred, over which the mean is taken"),
-             ("N", N, "the batch size"))
-    alternatives = [("yours divides by N, the batch size; the mean is over all M = "
-                     f"{M} entries of pred, so divide by M", 2 * diff * grad_output / N)
-                    ] if N > 1 else []
-    alternatives.append(("yours leaves out grad_output (dL/dloss, here "
-                         f"{grad_output:.4g}): multiply by it; it is 1.0 only at the end of "
-                         "the chain", 2 * diff / M))
-    contexts = {"dpred": Context(axes=_axes(len(shape)), sizes=sizes,
-                                 alternatives=tuple(alternatives))}
-
-    def run(fns: Fns) -> tuple[dict[str, Any], list[str]]:
-        return invoke(fns["mse_backward"], (diff, grad_output), ("diff", "grad_output"),
-                      ("dpred",))
-
-    def module(fns: Fns) -> tuple[nn.Module, tuple[Any, ...]]:
-        return L.MSELoss(backward_fn=fns["mse_backward"]), (pred, target)
-
-    return [Case(f"pred {pred.shape}, grad_output {grad_output:.4g}", {"shape": shape, "N": N},
-                 run, expected, contexts, module)]
+LINEAR = Exercise(
+    "linear", "linear_backward(gy, x, weight) -> (dx, dweight, dbias)",
+    "the backward pass of a fully connected layer y = x @ weight.T + bias",
+    "docs/learn/01-chain.md",
+    (dict(N=3, I=4, O=5), dict(N=1, I=3, O=2), dict(N=4, I=3, O=3), dict(N=2, I=5, O=5)),
+    _draw_linear, lambda a: f"x {a.x.shape}, weight {a.weight.shape}",
+    {"dx": Tensor(("N", "in"), (BATCH,)), "dweight": Tensor(("out", "in"), (BATCH,)),
+     "dbias": Tensor(("out",), (BATCH,))},
+    (Mistake("dx", "yours multiplies gy by weight transposed: weight is (out, in), so "
+             "dx = gy @ weight", lambda a: a.gy @ a.weight.T, lambda a: a.I == a.O),
+     *_sample_mistakes("dweight", lambda a, g: g.T @ a.x),
+     *_sample_mistakes("dbias", lambda a, g: g.sum(axis=0))),
+    layer=lambda a: (_with_params(nn.Linear(a.I, a.O), weight=a.weight, bias=a.bias), (a.x,)),
+    conditions=(("batch > 1", lambda c: c["N"] > 1,
+                 "the sum over the batch: every sample adds its own contribution"),
+                ("in == out", lambda c: c["I"] == c["O"],
+                 "a transpose that only goes unnoticed in shape when the weight is square")))
 
 
-# --- convolution -----------------------------------------------------------------------------
+def _draw_elementwise(a: NS, rng: np.random.Generator) -> dict[str, Any]:
+    if a.kind == "relu":
+        x = _away_from_zero(rng, *a.shape)
+        return dict(x=x, gy=_normal(rng, *a.shape))
+    x = 3 * _normal(rng, *a.shape)
+    return dict(x=x, gy=_normal(rng, *a.shape), y=np.asarray(F.sigmoid(x)))
+
+
+RELU = Exercise(
+    "relu", "relu_backward(gy, x) -> dx", "the backward pass of ReLU, y = max(x, 0)",
+    "docs/learn/01-chain.md, docs/learn/05-elementwise-and-pooling.md",
+    (dict(kind="relu", shape=(2, 3, 4, 5)), dict(kind="relu", shape=(5, 7)),
+     dict(kind="relu", shape=(1, 2, 3, 3))),
+    _draw_elementwise, lambda a: f"x {a.x.shape}", {"dx": Tensor()},
+    (Mistake("dx", "yours is the mask [x > 0] itself: multiply gy by it", lambda a: a.x > 0),
+     Mistake("dx", "yours is gy unchanged: the mask [x > 0] is missing", lambda a: a.gy),
+     Mistake("dx", "yours is gy * x where x > 0: the derivative of max(x, 0) is 1 there (a "
+             "step), not x", lambda a: a.gy * a.x * (a.x > 0)),
+     Mistake("dx", "yours keeps gy where x <= 0: the mask is inverted",
+             lambda a: a.gy * (a.x <= 0))),
+    layer=lambda a: (nn.ReLU(), (a.x,)))
+
+
+def _sigmoid_again(a: NS) -> np.ndarray:
+    sy = np.asarray(F.sigmoid(a.y))
+    return a.gy * sy * (1 - sy)
+
+
+SIGMOID = Exercise(
+    "sigmoid", "sigmoid_backward(gy, y) -> dx", "the backward pass of the sigmoid, from its output y",
+    "docs/learn/05-elementwise-and-pooling.md",
+    (dict(kind="sigmoid", shape=(2, 3, 4, 4)), dict(kind="sigmoid", shape=(6, 5)),
+     dict(kind="sigmoid", shape=(1, 1, 5, 5))),
+    _draw_elementwise, lambda a: f"x {a.x.shape}", {"dx": Tensor()},
+    (Mistake("dx", "yours applies the sigmoid to y again: the layer keeps its output y = "
+             "sigmoid(x), so the derivative is y * (1 - y) as it stands", _sigmoid_again),
+     Mistake("dx", "yours is y * (1 - y) alone: multiply it by gy, the gradient arriving from "
+             "above", lambda a: a.y * (1 - a.y)),
+     Mistake("dx", "the factor (1 - y) is missing: dy/dx = y * (1 - y)", lambda a: a.gy * a.y),
+     Mistake("dx", "the factor y is missing: dy/dx = y * (1 - y)",
+             lambda a: a.gy * (1 - a.y))),
+    layer=lambda a: (nn.Sigmoid(), (a.x,)))
+
+
+def _draw_mse(a: NS, rng: np.random.Generator) -> dict[str, Any]:
+    pred, target = _normal(rng, *a.shape), _normal(rng, *a.shape)
+    return dict(pred=pred, target=target, diff=pred - target,
+                grad_output=float(0.5 + rng.random()), features=dict(N=a.shape[0]))
+
+
+MSE = Exercise(
+    "mse", "mse_backward(diff, grad_output) -> dpred",
+    "the gradient of the mean squared error mean((pred - target)**2) for pred",
+    "docs/learn/01-chain.md",
+    (dict(shape=(2, 3, 4, 4)), dict(shape=(3, 7)), dict(shape=(1, 1, 5, 5))),
+    _draw_mse, lambda a: f"pred {a.pred.shape}, grad_output {a.grad_output:.4g}",
+    {"dpred": Tensor(sizes=(("M", lambda a: a.diff.size, "the number of entries of pred, over "
+                             "which the mean is taken"),
+                            ("N", lambda a: a.shape[0], "the batch size")))},
+    (Mistake("dpred", lambda a: f"yours divides by N, the batch size; the mean is over all M = "
+             f"{a.diff.size} entries of pred, so divide by M",
+             lambda a: 2 * a.diff * a.grad_output / a.shape[0], lambda a: a.shape[0] > 1),
+     Mistake("dpred", lambda a: f"yours leaves out grad_output (dL/dloss, here "
+             f"{a.grad_output:.4g}): multiply by it; it is 1.0 only at the end of the chain",
+             lambda a: 2 * a.diff / a.diff.size)),
+    layer=lambda a: (nn.MSELoss(), (a.pred, a.target)))
+
+
+# --- convolution ---------------------------------------------------------------------------------
 _CONV_CONFIGS = (
     dict(N=2, C=2, OC=3, H=5, W=5, k=(3, 3), s=(1, 1), p=(0, 0)),
     dict(N=2, C=2, OC=3, H=5, W=5, k=(3, 3), s=(1, 1), p=(1, 1)),
@@ -312,162 +535,109 @@ _CONV_CONDITIONS = (
 )
 
 
-def _describe_conv(c: dict[str, Any], x_shape: tuple[int, ...]) -> str:
-    return (f"x {x_shape}, kernel {_pair(c['k'])}, stride {_pair(c['s'])}, "
-            f"padding {_pair(c['p'])}")
-
-
-def _conv_setup(cfg: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    N, C, OC, H, W = cfg["N"], cfg["C"], cfg["OC"], cfg["H"], cfg["W"]
-    x, weight, bias = _normal(rng, N, C, H, W), _normal(rng, OC, C, *cfg["k"]), _normal(rng, OC)
-    y, col = F.conv2d(x, weight, bias, cfg["s"], cfg["p"])
+def _draw_conv(a: NS, rng: np.random.Generator) -> dict[str, Any]:
+    x, weight, bias = _normal(rng, a.N, a.C, a.H, a.W), _normal(rng, a.OC, a.C, *a.k), _normal(rng, a.OC)
+    y, col = F.conv2d(x, weight, bias, a.s, a.p)
     gy = _normal(rng, *y.shape)
-    return dict(x=x, weight=weight, bias=bias, y=y, col=np.ascontiguousarray(col), gy=gy,
-                size=(H, W))
+    inputs = dict(x=x, weight=weight, bias=bias, col=np.ascontiguousarray(col), gy=gy,
+                  size=(a.H, a.W), stride=a.s, padding=a.p)
+    if a.kind == "col2im":
+        inputs["col"] = _normal(rng, *col.shape)
+    return inputs
 
 
-def _shared_pixels(col_shape: tuple[int, ...], stride: tuple[int, int],
-                   padding: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
-    """Pixels covered by more than one window (where contributions must add up)."""
-    return np.asarray(F.col2im(np.ones(col_shape), stride, padding, size)) > 1
+def _conv_layer(a: NS) -> tuple[nn.Module, tuple[Any, ...]]:
+    return _with_params(nn.Conv2d(a.C, a.OC, a.k, a.s, a.p), weight=a.weight, bias=a.bias), (a.x,)
 
 
-_NO_STRIDE = ("yours places the windows as if the stride were 1: window (oh, ow) starts at row "
-              "oh*SH - PH and column ow*SW - PW")
-_SHARED = ("yours is wrong only on pixels covered by more than one window: contributions from "
-           "overlapping windows must be added (+=), not assigned (=)")
+def _describe_conv(a: NS) -> str:
+    return f"x {a.x.shape}, kernel {_pair(a.k)}, stride {_pair(a.s)}, padding {_pair(a.p)}"
 
 
-def _image_context(cfg: dict[str, Any], col_shape: tuple[int, ...], N: int,
-                   alternatives: list[tuple[str, np.ndarray]]) -> Context:
-    shared = _shared_pixels(col_shape, cfg["s"], cfg["p"], (cfg["H"], cfg["W"]))
-    return Context(axes=("N", "C", "H", "W"), sizes=(_sizes_n(N),), spatial=(2, 3),
-                   padding=cfg["p"], masks=((_SHARED, shared),),
-                   alternatives=tuple(alternatives))
+_IMAGE = Tensor(("N", "C", "H", "W"), (BATCH,), image=True,
+                masks=((_SHARED, lambda a: _shared_pixels(a.col.shape, a.s, a.p, a.size)),))
 
 
-def _conv_module(cfg: dict[str, Any], s: dict[str, Any], **fns: Any
-                 ) -> tuple[nn.Module, tuple[Any, ...]]:
-    layer = L.Conv2d(cfg["C"], cfg["OC"], cfg["k"], cfg["s"], cfg["p"], **fns)
-    layer.weight.data, layer.bias.data = s["weight"].copy(), s["bias"].copy()
-    return layer, (s["x"],)
+def _grad_input(a: NS, weight: np.ndarray | None = None, stride: tuple[int, int] | None = None
+                ) -> np.ndarray:
+    w = a.weight if weight is None else np.ascontiguousarray(weight)
+    return np.asarray(F.conv2d_grad_input(a.gy, w, a.size, stride or a.s, a.p))
 
 
-def _build_conv_grad_weight(cfg: dict[str, Any], rng: np.random.Generator) -> list[Case]:
-    s = _conv_setup(cfg, rng)
-    expected = {"dweight": np.asarray(F.conv2d_grad_weight(s["gy"], s["col"]))}
-    OH, OW = s["gy"].shape[2:]
-    context = Context(
-        axes=("OC", "C", "KH", "KW"), flip_axes=(2, 3),
-        sizes=(_sizes_n(cfg["N"]), ("OH*OW", OH * OW, "the number of output positions")),
-        alternatives=tuple(_sample_alternatives(
-            cfg["N"], lambda g: np.asarray(F.conv2d_grad_weight(g, s["col"])), s["gy"])))
+CONV2D_GRAD_WEIGHT = Exercise(
+    "conv2d_grad_weight", "conv2d_grad_weight(gy, col) -> dweight",
+    "the weight gradient of a convolution from its im2col matrix",
+    "docs/learn/03-convolution.md",
+    tuple(dict(c, kind="grad_weight") for c in _CONV_CONFIGS), _draw_conv, _describe_conv,
+    {"dweight": Tensor(("OC", "C", "KH", "KW"), (BATCH, ("OH*OW", lambda a: a.gy.shape[2] *
+                       a.gy.shape[3], "the number of output positions")), flip=(2, 3))},
+    _sample_mistakes("dweight", lambda a, g: F.conv2d_grad_weight(g, a.col)),
+    layer=_conv_layer, conditions=_CONV_CONDITIONS)
 
-    def run(fns: Fns) -> tuple[dict[str, Any], list[str]]:
-        return invoke(fns["conv2d_grad_weight"], (s["gy"], s["col"]), ("gy", "col"),
-                      ("dweight",))
+CONV2D_GRAD_INPUT = Exercise(
+    "conv2d_grad_input", "conv2d_grad_input(gy, weight, size, stride, padding) -> dx",
+    "the input gradient of a convolution", "docs/learn/03-convolution.md",
+    tuple(dict(c, kind="grad_input") for c in _CONV_CONFIGS), _draw_conv, _describe_conv,
+    {"dx": _IMAGE},
+    (Mistake("dx", "yours equals the right answer computed with the kernel rotated by 180 "
+             "degrees: written as a full correlation of gy, dx needs the kernel rotated; yours "
+             "rotates it where it should not, or not where it should",
+             lambda a: _grad_input(a, a.weight[:, :, ::-1, ::-1])),
+     Mistake("dx", _NO_STRIDE, lambda a: _grad_input(a, stride=(1, 1)), _strided),
+     Mistake("dx", "yours uses weight with its OC and C axes exchanged: dx sums over the output "
+             "channels OC, weight is (OC, C, KH, KW)",
+             lambda a: _grad_input(a, a.weight.transpose(1, 0, 2, 3)), lambda a: a.C == a.OC)),
+    layer=_conv_layer, conditions=_CONV_CONDITIONS)
 
-    def module(fns: Fns) -> tuple[nn.Module, tuple[Any, ...]]:
-        return _conv_module(cfg, s, grad_weight=fns["conv2d_grad_weight"])
-
-    return [Case(_describe_conv(cfg, s["x"].shape), dict(cfg), run, expected,
-                 {"dweight": context}, module)]
-
-
-def _build_conv_grad_input(cfg: dict[str, Any], rng: np.random.Generator) -> list[Case]:
-    s = _conv_setup(cfg, rng)
-    gy, weight = s["gy"], s["weight"]
-    args = (s["size"], cfg["s"], cfg["p"])
-    expected = {"dx": np.asarray(F.conv2d_grad_input(gy, weight, *args))}
-    alternatives = [("yours equals the right answer computed with the kernel rotated by 180 "
-                     "degrees: written as a full correlation of gy, dx needs the kernel "
-                     "rotated; yours rotates it where it should not, or not where it should",
-                     np.asarray(F.conv2d_grad_input(gy, weight[:, :, ::-1, ::-1].copy(), *args)))]
-    if max(cfg["s"]) > 1:
-        alternatives.append((_NO_STRIDE, np.asarray(F.conv2d_grad_input(gy, weight, s["size"],
-                                                                         (1, 1), cfg["p"]))))
-    if cfg["C"] == cfg["OC"]:
-        alternatives.append(("yours uses weight with its OC and C axes exchanged: dx sums over "
-                             "the output channels OC, weight is (OC, C, KH, KW)",
-                             np.asarray(F.conv2d_grad_input(
-                                 gy, weight.transpose(1, 0, 2, 3).copy(), *args))))
-    context = _image_context(cfg, s["col"].shape, cfg["N"], alternatives)
-
-    def run(fns: Fns) -> tuple[dict[str, Any], list[str]]:
-        return invoke(fns["conv2d_grad_input"], (gy, weight, *args),
-                      ("gy", "weight", "size", "stride", "padding"), ("dx",))
-
-    def module(fns: Fns) -> tuple[nn.Module, tuple[Any, ...]]:
-        return _conv_module(cfg, s, grad_input=fns["conv2d_grad_input"])
-
-    return [Case(_describe_conv(cfg, s["x"].shape), dict(cfg), run, expected, {"dx": context},
-                 module)]
+COL2IM = Exercise(
+    "col2im", "col2im(col, stride, padding, size) -> x",
+    "the adjoint of im2col: add every column entry back onto its pixel",
+    "docs/learn/03-convolution.md",
+    tuple(dict(c, kind="col2im") for c in _CONV_CONFIGS), _draw_conv,
+    lambda a: f"col {a.col.shape}, stride {_pair(a.s)}, padding {_pair(a.p)}, size {a.size}",
+    {"x": _IMAGE},
+    (Mistake("x", _NO_STRIDE, lambda a: F.col2im(a.col, (1, 1), a.p, a.size), _strided),),
+    layer=_conv_layer, conditions=_CONV_CONDITIONS)
 
 
-def _build_col2im(cfg: dict[str, Any], rng: np.random.Generator) -> list[Case]:
-    s = _conv_setup(cfg, rng)
-    col = _normal(rng, *s["col"].shape)
-    args = (cfg["s"], cfg["p"], s["size"])
-    expected = {"x": np.asarray(F.col2im(col, *args))}
-    alternatives = ([(_NO_STRIDE, np.asarray(F.col2im(col, (1, 1), cfg["p"], s["size"])))]
-                    if max(cfg["s"]) > 1 else [])
-    context = _image_context(cfg, col.shape, cfg["N"], alternatives)
-
-    def run(fns: Fns) -> tuple[dict[str, Any], list[str]]:
-        return invoke(fns["col2im"], (col, *args), ("col", "stride", "padding", "size"), ("x",))
-
-    def module(fns: Fns) -> tuple[nn.Module, tuple[Any, ...]]:
-        return _conv_module(cfg, s, grad_input=L.conv2d_grad_input_with(fns["col2im"]))
-
-    return [Case(f"col {col.shape}, stride {_pair(cfg['s'])}, padding {_pair(cfg['p'])}, "
-                 f"size {s['size']}", dict(cfg), run, expected, {"x": context}, module)]
+# --- transposed convolution --------------------------------------------------------------------
+def _draw_conv_transpose(a: NS, rng: np.random.Generator) -> dict[str, Any]:
+    x, weight = _normal(rng, a.N, a.C_in, a.H, a.W), _normal(rng, a.C_in, a.C_out, *a.k)
+    bias = _normal(rng, a.C_out)
+    y = F.conv_transpose2d(x, weight, bias, a.s, a.p, a.op)
+    return dict(x=x, weight=weight, bias=bias, gy=_normal(rng, *y.shape), stride=a.s, padding=a.p)
 
 
-# --- transposed convolution ----------------------------------------------------------------
-def _build_conv_transpose(cfg: dict[str, Any], rng: np.random.Generator) -> list[Case]:
-    N, Ci, Co, H, W = cfg["N"], cfg["C_in"], cfg["C_out"], cfg["H"], cfg["W"]
-    k, st, p, op = cfg["k"], cfg["s"], cfg["p"], cfg["op"]
-    x, weight, bias = _normal(rng, N, Ci, H, W), _normal(rng, Ci, Co, *k), _normal(rng, Co)
-    lib = nn.ConvTranspose2d(Ci, Co, k, st, p, op)
-    lib.weight.data, lib.bias.data = weight.copy(), bias.copy()
-    y = lib(x)
-    gy = _normal(rng, *y.shape)
-    dx = lib.backward(gy)
-    expected = {"dx": np.asarray(dx), "dweight": lib.weight.grad.copy(),
-                "dbias": lib.bias.grad.copy()}
-    flipped = np.asarray(F.conv2d(gy, weight[:, :, ::-1, ::-1].copy(), None, st, p)[0])
-    sizes = (_sizes_n(N),)
-
-    def grad_weight(g: np.ndarray) -> np.ndarray:
-        return np.asarray(F.conv2d_grad_weight(x, F.im2col(g, k, st, p)))
-
-    contexts = {
-        "dx": Context(axes=("N", "C_in", "H", "W"), sizes=sizes, spatial=(2, 3), alternatives=(
-            ("yours equals the right answer computed with the kernel rotated by 180 degrees: "
-             "dx is an ordinary convolution (a correlation, as conv2d computes it) of gy with "
-             "the kernel as it is", flipped),)),
-        "dweight": Context(axes=("C_in", "C_out", "KH", "KW"), sizes=sizes, flip_axes=(2, 3),
-                           alternatives=tuple(_sample_alternatives(N, grad_weight, gy))),
-        "dbias": Context(axes=("C_out",), sizes=sizes, alternatives=tuple(
-            _sample_alternatives(N, lambda g: g.sum(axis=(0, 2, 3)), gy))),
-    }
-
-    def run(fns: Fns) -> tuple[dict[str, Any], list[str]]:
-        return invoke(fns["conv_transpose2d_backward"], (gy, x, weight, st, p),
-                      ("gy", "x", "weight", "stride", "padding"), ("dx", "dweight", "dbias"))
-
-    def module(fns: Fns) -> tuple[nn.Module, tuple[Any, ...]]:
-        layer = L.ConvTranspose2d(Ci, Co, k, st, p, op,
-                                  backward_fn=fns["conv_transpose2d_backward"])
-        layer.weight.data, layer.bias.data = weight.copy(), bias.copy()
-        return layer, (x,)
-
-    describe = (f"x {x.shape}, weight {weight.shape}, stride {_pair(st)}, padding {_pair(p)}, "
-                f"output_padding {_pair(op)}")
-    return [Case(describe, dict(cfg), run, expected, contexts, module)]
+def _transposed_grad_weight(a: NS, g: np.ndarray) -> np.ndarray:
+    return np.asarray(F.conv2d_grad_weight(a.x, F.im2col(g, a.k, a.s, a.p)))
 
 
-# --- pooling ---------------------------------------------------------------------------------
+CONV_TRANSPOSE2D = Exercise(
+    "conv_transpose2d",
+    "conv_transpose2d_backward(gy, x, weight, stride, padding) -> (dx, dweight, dbias)",
+    "the backward pass of a transposed convolution", "docs/learn/04-transposed-convolution.md",
+    (dict(N=2, C_in=3, C_out=2, H=3, W=3, k=(3, 3), s=(1, 1), p=(0, 0), op=(0, 0)),
+     dict(N=2, C_in=2, C_out=3, H=3, W=4, k=(3, 3), s=(2, 2), p=(1, 1), op=(1, 1)),
+     dict(N=1, C_in=2, C_out=2, H=4, W=3, k=(2, 2), s=(2, 2), p=(0, 0), op=(0, 0)),
+     dict(N=2, C_in=3, C_out=2, H=3, W=3, k=(3, 2), s=(2, 1), p=(1, 0), op=(1, 0))),
+    _draw_conv_transpose,
+    lambda a: (f"x {a.x.shape}, weight {a.weight.shape}, stride {_pair(a.s)}, padding "
+               f"{_pair(a.p)}, output_padding {_pair(a.op)}"),
+    {"dx": Tensor(("N", "C_in", "H", "W"), (BATCH,), image=True, padded=False),
+     "dweight": Tensor(("C_in", "C_out", "KH", "KW"), (BATCH,), flip=(2, 3)),
+     "dbias": Tensor(("C_out",), (BATCH,))},
+    (Mistake("dx", "yours equals the right answer computed with the kernel rotated by 180 "
+             "degrees: dx is an ordinary convolution (a correlation, as conv2d computes it) of "
+             "gy with the kernel as it is",
+             lambda a: F.conv2d(a.gy, a.weight[:, :, ::-1, ::-1].copy(), None, a.s, a.p)[0]),
+     *_sample_mistakes("dweight", _transposed_grad_weight),
+     *_sample_mistakes("dbias", lambda a, g: g.sum(axis=(0, 2, 3)))),
+    layer=lambda a: (_with_params(nn.ConvTranspose2d(a.C_in, a.C_out, a.k, a.s, a.p, a.op),
+                                  weight=a.weight, bias=a.bias), (a.x,)),
+    conditions=_CONV_CONDITIONS)
+
+
+# --- pooling -------------------------------------------------------------------------------------
 _POOL_CONFIGS = (
     dict(N=2, C=2, H=4, W=4, k=(2, 2), s=(2, 2), p=(0, 0)),
     dict(N=2, C=2, H=5, W=5, k=(3, 3), s=(2, 2), p=(1, 1)),
@@ -486,445 +656,344 @@ _POOL_CONDITIONS = (
 )
 
 
-def _scatter(gy: np.ndarray, k_index: np.ndarray, kernel: tuple[int, int],
-             stride: tuple[int, int], padding: tuple[int, int], size: tuple[int, int],
-             decode: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """gy[n, c, oh, ow] added onto the window entry decode(k_index) names: an alternative."""
-    N, C, OH, OW = gy.shape
-    (SH, SW), (PH, PW), (H, W) = stride, padding, size
-    out = np.zeros((N, C, H + 2 * PH + kernel[0], W + 2 * PW + kernel[1]))
-    i, j = decode(k_index)                                         # (C, OH, OW, N) each
-    c, oh, ow, n = np.indices(k_index.shape)
-    np.add.at(out, (n, c, oh * SH + i, ow * SW + j), gy[n, c, oh, ow])
+def _draw_pool(a: NS, rng: np.random.Generator) -> dict[str, Any]:
+    x = _distinct(rng, a.N, a.C, a.H, a.W)
+    y, argmax = F.max_pool2d(x, a.k, a.s, a.p)
+    return dict(x=x, argmax=np.ascontiguousarray(argmax), gy=_normal(rng, *y.shape), kernel=a.k,
+                stride=a.s, padding=a.p, size=(a.H, a.W))
+
+
+def _scatter(a: NS, decode: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+             stride: tuple[int, int] | None = None, padding: tuple[int, int] | None = None
+             ) -> np.ndarray:
+    """gy[n, c, oh, ow] added onto the window entry decode(argmax) names: an alternative."""
+    (SH, SW), (PH, PW), (H, W) = stride or a.s, a.p if padding is None else padding, a.size
+    out = np.zeros((a.N, a.C, H + 2 * PH + a.k[0], W + 2 * PW + a.k[1]))
+    i, j = decode(a.argmax)                                         # (C, OH, OW, N) each
+    c, oh, ow, n = np.indices(a.argmax.shape)
+    np.add.at(out, (n, c, oh * SH + i, ow * SW + j), a.gy[n, c, oh, ow])
     return out[:, :, PH:PH + H, PW:PW + W]
 
 
-def _pool_setup(cfg: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    x = _distinct(rng, cfg["N"], cfg["C"], cfg["H"], cfg["W"])
-    return dict(x=x, size=(cfg["H"], cfg["W"]))
+def _row_by_row(a: NS) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    return lambda k: (k // a.k[1], k % a.k[1])
 
 
-def _describe_pool(cfg: dict[str, Any], x: np.ndarray) -> str:
-    return (f"x {x.shape}, kernel {_pair(cfg['k'])}, stride {_pair(cfg['s'])}, "
-            f"padding {_pair(cfg['p'])}")
+def _max_pool_counts(a: NS) -> np.ndarray:
+    """Pixels that are the maximum of more than one window."""
+    ones = np.ones_like(a.gy)
+    return np.asarray(F.max_pool2d_backward(ones, a.argmax, a.k, a.s, a.p, a.size)) > 1
 
 
-def _build_max_pool(cfg: dict[str, Any], rng: np.random.Generator) -> list[Case]:
-    s = _pool_setup(cfg, rng)
-    k, st, p, size = cfg["k"], cfg["s"], cfg["p"], s["size"]
-    y, argmax = F.max_pool2d(s["x"], k, st, p)
-    argmax = np.ascontiguousarray(argmax)
+_POOL_IMAGE = dict(axes=("N", "C", "H", "W"), image=True)
+
+MAX_POOL2D = Exercise(
+    "max_pool2d", "max_pool2d_backward(gy, argmax, kernel, stride, padding, size) -> dx",
+    "the backward pass of max pooling: each gradient to its window's maximum",
+    "docs/learn/05-elementwise-and-pooling.md", _POOL_CONFIGS, _draw_pool,
+    lambda a: f"x {a.x.shape}, kernel {_pair(a.k)}, stride {_pair(a.s)}, padding {_pair(a.p)}",
+    {"dx": Tensor(**_POOL_IMAGE, masks=((
+        "yours is wrong only on pixels that are the maximum of more than one window: their "
+        "gradients must be added (+=), not assigned (=)", _max_pool_counts),))},
+    (Mistake("dx", "yours decodes argmax column by column (i = k % KH, j = k // KH); it counts "
+             "row by row within the window: i = k // KW, j = k % KW",
+             lambda a: _scatter(a, lambda k: (k % a.k[0], k // a.k[0]))),
+     Mistake("dx", "yours sends each gradient to every pixel of its window; max pooling sends "
+             "it only to the window's maximum (the entry argmax names)",
+             lambda a: np.asarray(F.avg_pool2d_backward(a.gy, a.k, a.s, a.p, a.size))
+             * (a.k[0] * a.k[1])),
+     Mistake("dx", _NO_STRIDE, lambda a: _scatter(a, _row_by_row(a), stride=(1, 1)), _strided),
+     Mistake("dx", "yours ignores the padding: the window at (oh, ow) starts at row oh*SH - PH "
+             "and column ow*SW - PW of x", lambda a: _scatter(a, _row_by_row(a), padding=(0, 0)),
+             lambda a: any(a.p))),
+    layer=lambda a: (nn.MaxPool2d(a.k, a.s, a.p), (a.x,)), conditions=_POOL_CONDITIONS)
+
+
+def _counting_real_pixels(a: NS) -> np.ndarray:
+    KH, KW = a.k
+    real = np.asarray(F.avg_pool2d(np.ones_like(a.x), a.k, a.s, a.p)) * (KH * KW)
+    return np.asarray(F.avg_pool2d_backward(a.gy * (KH * KW) / real, a.k, a.s, a.p, a.size))
+
+
+AVG_POOL2D = Exercise(
+    "avg_pool2d", "avg_pool2d_backward(gy, kernel, stride, padding, size) -> dx",
+    "the backward pass of average pooling: each gradient spread over its window",
+    "docs/learn/05-elementwise-and-pooling.md", _POOL_CONFIGS, _draw_pool,
+    MAX_POOL2D.describe,
+    {"dx": Tensor(**_POOL_IMAGE, sizes=(("KH*KW", lambda a: a.k[0] * a.k[1],
+                                          "the number of pixels in a window"),),
+                  masks=((_SHARED, lambda a: _shared_pixels(
+                      (a.C, *a.k, *a.gy.shape[2:], a.N), a.s, a.p, a.size)),))},
+    (Mistake("dx", "yours divides by the number of real (unpadded) pixels in each window; here "
+             "padded zeros count as pixels too (count_include_pad), so every window divides by "
+             "KH*KW", _counting_real_pixels, lambda a: any(a.p)),),
+    layer=lambda a: (nn.AvgPool2d(a.k, a.s, a.p), (a.x,)), conditions=_POOL_CONDITIONS)
+
+
+# --- batch norm ----------------------------------------------------------------------------------
+def _draw_batch_norm(a: NS, rng: np.random.Generator) -> dict[str, Any]:
+    train, eps = a.mode == "train", 1e-5
+    x = 2 * _normal(rng, a.N, a.C, a.H, a.W) + 1
+    weight = 0.5 + rng.random(a.C) if a.affine else None
+    bias = _normal(rng, a.C) if a.affine else None
+    running_mean, running_var = 0.5 * _normal(rng, a.C), 0.5 + rng.random(a.C)
+    stats = () if train else (running_mean, running_var)
+    y, xhat, inv_std, _, _ = F.batch_norm_forward(x, weight, bias, eps, *stats)
     gy = _normal(rng, *y.shape)
-    expected = {"dx": np.asarray(F.max_pool2d_backward(gy, argmax, k, st, p, size))}
-    counts = np.asarray(F.max_pool2d_backward(np.ones_like(gy), argmax, k, st, p, size))
-    KH, KW = k
-    alternatives = [
-        ("yours decodes argmax column by column (i = k % KH, j = k // KH); it counts row by "
-         "row within the window: i = k // KW, j = k % KW",
-         _scatter(gy, argmax, k, st, p, size, lambda a: (a % KH, a // KH))),
-        ("yours sends each gradient to every pixel of its window; max pooling sends it only "
-         "to the window's maximum (the entry argmax names)",
-         np.asarray(F.avg_pool2d_backward(gy, k, st, p, size)) * (KH * KW)),
-        (_NO_STRIDE, _scatter(gy, argmax, k, (1, 1), p, size, lambda a: (a // KW, a % KW))
-         if max(st) > 1 else np.zeros(0)),
-        ("yours ignores the padding: the window at (oh, ow) starts at row oh*SH - PH and "
-         "column ow*SW - PW of x",
-         _scatter(gy, argmax, k, st, (0, 0), size, lambda a: (a // KW, a % KW))
-         if any(p) else np.zeros(0)),
-    ]
-    context = Context(axes=("N", "C", "H", "W"), spatial=(2, 3), padding=p,
-                      masks=(("yours is wrong only on pixels that are the maximum of more than "
-                              "one window: their gradients must be added (+=), not assigned (=)",
-                              counts > 1),),
-                      alternatives=tuple(alternatives))
-
-    def run(fns: Fns) -> tuple[dict[str, Any], list[str]]:
-        return invoke(fns["max_pool2d_backward"], (gy, argmax, k, st, p, size),
-                      ("gy", "argmax", "kernel", "stride", "padding", "size"), ("dx",))
-
-    def module(fns: Fns) -> tuple[nn.Module, tuple[Any, ...]]:
-        return L.MaxPool2d(k, st, p, backward_fn=fns["max_pool2d_backward"]), (s["x"],)
-
-    return [Case(_describe_pool(cfg, s["x"]), dict(cfg), run, expected, {"dx": context}, module)]
+    return dict(x=x, gy=gy, xhat=np.asarray(xhat), inv_std=np.asarray(inv_std), weight=weight,
+                bias=bias, batch_stats=train, eps=eps, running_mean=running_mean,
+                running_var=running_var)
 
 
-def _build_avg_pool(cfg: dict[str, Any], rng: np.random.Generator) -> list[Case]:
-    s = _pool_setup(cfg, rng)
-    k, st, p, size = cfg["k"], cfg["s"], cfg["p"], s["size"]
-    y = F.avg_pool2d(s["x"], k, st, p)
-    gy = _normal(rng, *y.shape)
-    expected = {"dx": np.asarray(F.avg_pool2d_backward(gy, k, st, p, size))}
-    KH, KW = k
-    col_shape = (cfg["C"], KH, KW, *gy.shape[2:], cfg["N"])
-    alternatives = []
-    if any(p):
-        real = np.asarray(F.avg_pool2d(np.ones_like(s["x"]), k, st, p)) * (KH * KW)
-        alternatives.append((
-            "yours divides by the number of real (unpadded) pixels in each window; here padded "
-            "zeros count as pixels too (count_include_pad), so every window divides by KH*KW",
-            np.asarray(F.avg_pool2d_backward(gy * (KH * KW) / real, k, st, p, size))))
-    context = Context(axes=("N", "C", "H", "W"), spatial=(2, 3), padding=p,
-                      sizes=(("KH*KW", KH * KW, "the number of pixels in a window"),),
-                      masks=((_SHARED, _shared_pixels(col_shape, st, p, size)),),
-                      alternatives=tuple(alternatives))
-
-    def run(fns: Fns) -> tuple[dict[str, Any], list[str]]:
-        return invoke(fns["avg_pool2d_backward"], (gy, k, st, p, size),
-                      ("gy", "kernel", "stride", "padding", "size"), ("dx",))
-
-    def module(fns: Fns) -> tuple[nn.Module, tuple[Any, ...]]:
-        return L.AvgPool2d(k, st, p, backward_fn=fns["avg_pool2d_backward"]), (s["x"],)
-
-    return [Case(_describe_pool(cfg, s["x"]), dict(cfg), run, expected, {"dx": context}, module)]
+def _bn_sums(a: NS) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(scale, sum of gy, sum of gy * xhat) per channel as (1, C, 1, 1), and M."""
+    C = a.C
+    w = a.weight if a.affine else np.ones(C)
+    scale = (w * a.inv_std).reshape(1, C, 1, 1)
+    return (scale, a.gy.sum(axis=(0, 2, 3)).reshape(1, C, 1, 1),
+            (a.gy * a.xhat).sum(axis=(0, 2, 3)).reshape(1, C, 1, 1), a.N * a.H * a.W)
 
 
-# --- batch norm ----------------------------------------------------------------------------
-def _build_batch_norm(cfg: dict[str, Any], rng: np.random.Generator) -> list[Case]:
-    N, C, H, W = cfg["N"], cfg["C"], cfg["H"], cfg["W"]
-    train, affine, eps = cfg["mode"] == "train", cfg["affine"], 1e-5
-    x = 2 * _normal(rng, N, C, H, W) + 1
-    weight = 0.5 + rng.random(C) if affine else None
-    bias = _normal(rng, C) if affine else None
-    running_mean, running_var = 0.5 * _normal(rng, C), 0.5 + rng.random(C)
-    if train:
-        y, xhat_lib, inv_std_lib, mean, _ = F.batch_norm_forward(x, weight, bias, eps)
-    else:
-        y, xhat_lib, inv_std_lib, mean, _ = F.batch_norm_forward(x, weight, bias, eps,
-                                                                 running_mean, running_var)
-    gy = _normal(rng, *y.shape)
-    dx, dw, db = F.batch_norm_backward(gy, xhat_lib, inv_std_lib, weight, train)
-    inv_std = np.asarray(inv_std_lib).reshape(C)
-    xhat = (x - np.asarray(mean).reshape(1, C, 1, 1)) * inv_std.reshape(1, C, 1, 1)
-    expected = {"dx": np.asarray(dx)}
-    if affine:
-        expected.update(dweight=np.asarray(dw), dbias=np.asarray(db))
-    M = N * H * W
-    w4 = (weight if affine else np.ones(C)).reshape(1, C, 1, 1)
-    scale = w4 * inv_std.reshape(1, C, 1, 1)
-    sum_g = gy.sum(axis=(0, 2, 3)).reshape(1, C, 1, 1)
-    sum_gx = (gy * xhat).sum(axis=(0, 2, 3)).reshape(1, C, 1, 1)
-
-    def through_stats(m: float) -> np.ndarray:
-        return scale * (gy - sum_g / m - xhat * sum_gx / m)
-
-    if train:
-        alternatives = [
-            ("yours treats the mean and variance as constants: in training mode they depend on "
-             "every x of the channel, which adds the terms -dbias/M and -xhat * dweight/M "
-             "(before the factor weight * inv_std)", gy * scale),
-            ("the term through the mean (-dbias/M, i.e. -sum(gy)/M) is missing",
-             scale * (gy - xhat * sum_gx / M)),
-            ("the term through the variance (-xhat * sum(gy * xhat)/M) is missing",
-             scale * (gy - sum_g / M)),
-            (f"yours divides by N = {N}; M = N*H*W = {M} is the number of values per channel",
-             through_stats(N) if N != M else np.zeros(0)),
-            (f"yours divides by H*W = {H * W}; M = N*H*W = {M} is the number of values per "
-             "channel", through_stats(H * W) if H * W != M else np.zeros(0)),
-        ]
-    else:
-        alternatives = [("batch_stats is False (eval mode): the statistics are constants, so "
-                         "dx = gy * weight * inv_std, without the terms through the mean and "
-                         "variance", through_stats(M))]
-    sizes = (("M", M, "the number of values per channel, N*H*W"), _sizes_n(N))
-    factors = (("inv_std", 1, inv_std),) + ((("weight", 1, weight),) if affine else ())
-    contexts = {
-        "dx": Context(axes=("N", "C", "H", "W"), sizes=sizes, factors=factors,
-                      alternatives=tuple(alternatives)),
-        "dweight": Context(axes=("C",), sizes=sizes, alternatives=(
-            ("yours is dbias: dweight = sum of gy * xhat over N, H and W",
-             sum_g.reshape(C)),)),
-        "dbias": Context(axes=("C",), sizes=sizes, alternatives=(
-            ("yours is dweight: dbias = sum of gy over N, H and W", sum_gx.reshape(C)),)),
-    }
-
-    def run(fns: Fns) -> tuple[dict[str, Any], list[str]]:
-        w = None if weight is None else weight.copy()
-        return invoke(fns["batch_norm_backward"], (gy, xhat, inv_std, w, train),
-                      ("gy", "xhat", "inv_std", "weight", "batch_stats"),
-                      ("dx", "dweight", "dbias"))
-
-    def module(fns: Fns) -> tuple[nn.Module, tuple[Any, ...]]:
-        layer = L.BatchNorm2d(C, eps=eps, affine=affine, backward_fn=fns["batch_norm_backward"])
-        layer.to(dtype="float64")
-        if affine:
-            layer.weight.data, layer.bias.data = weight.copy(), bias.copy()
-        layer.running_mean, layer.running_var = running_mean.copy(), running_var.copy()
-        if not train:
-            layer.eval()
-        return layer, (x,)
-
-    describe = (f"x {x.shape}, {'training' if train else 'eval'} mode (batch_stats={train})"
-                + ("" if affine else ", no affine (weight None)"))
-    return [Case(describe, dict(cfg), run, expected, contexts, module)]
+def _through_stats(a: NS, m: float) -> np.ndarray:
+    scale, sum_g, sum_gx, _ = _bn_sums(a)
+    return scale * (a.gy - sum_g / m - a.xhat * sum_gx / m)
 
 
-# --- skip connection -----------------------------------------------------------------------
-def _build_unet_skip(cfg: dict[str, Any], rng: np.random.Generator) -> list[Case]:
-    N, up, skip, H, W = cfg["N"], cfg["up"], cfg["skip"], cfg["H"], cfg["W"]
-    grad = _normal(rng, N, up + skip, H, W)
-    grad_pool, grad_skip = _normal(rng, N, skip, H, W), _normal(rng, N, skip, H, W)
-    expected = {"grad_up": grad[:, :up], "grad_skip": grad[:, up:],
-                "grad": grad_pool + grad_skip}
-    axes = ("N", "C", "H", "W")
-    same_size = (up == skip)
-    split_hint = ("split after up_channels: cat(up, skip) puts up's channels first, so "
-                  "grad_up = grad[:, :up_channels] and grad_skip = grad[:, up_channels:]")
-    contexts = {
-        "grad_up": Context(
-            axes=axes, shapes=(((N, skip, H, W), f"it has the skip's {skip} channels: "
-                                + split_hint),) if not same_size else (),
-            alternatives=(("yours is the skip's part: " + split_hint, grad[:, skip:]),)),
-        "grad_skip": Context(
-            axes=axes, shapes=(((N, up, H, W), f"it has up's {up} channels: " + split_hint),)
-            if not same_size else (),
-            alternatives=(("yours is the up-sampling path's part: " + split_hint,
-                           grad[:, :skip]),)),
-        "grad": Context(axes=axes, alternatives=(
-            ("yours is grad_pool alone: the feature map fed two consumers, so its gradient is "
-             "the sum of both; add grad_skip", grad_pool),
-            ("yours is grad_skip alone: the feature map fed two consumers, so its gradient is "
-             "the sum of both; add grad_pool", grad_skip),
-            ("yours subtracts one gradient from the other: they add up", grad_pool - grad_skip),
-            ("yours subtracts one gradient from the other: they add up", grad_skip - grad_pool),
-        )),
-    }
-
-    def run(fns: Fns) -> tuple[dict[str, Any], list[str]]:
-        parts, changed = invoke(fns["skip_split"], (grad, up), ("grad", "up_channels"),
-                                ("grad_up", "grad_skip"))
-        total, changed2 = invoke(fns["skip_sum"], (grad_pool, grad_skip),
-                                 ("grad_pool", "grad_skip"), ("grad",))
-        return {**parts, **total}, changed + changed2
-
-    block_in, width, block_shape = cfg["block"]
-    x = _normal(rng, *block_shape)
-    weights = [0.5 * _normal(rng, *p.shape) for p in L.SkipBlock(block_in, width).parameters()]
-
-    def module(fns: Fns) -> tuple[nn.Module, tuple[Any, ...]]:
-        block = L.SkipBlock(block_in, width, split=fns["skip_split"], total=fns["skip_sum"])
-        for p, w in zip(block.parameters(), weights):
-            p.data = w.copy()
-        return block, (x,)
-
-    describe = f"grad {grad.shape} split after {up} channels; SkipBlock on x {x.shape}"
-    return [Case(describe, dict(cfg), run, expected, contexts, module)]
+def _training(a: NS) -> bool:
+    return a.mode == "train"
 
 
-# --- adam ----------------------------------------------------------------------------------
-def _adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: int, lr: float,
-                 betas: tuple[float, float], eps: float, wd: float, *, correct_m: bool = True,
-                 correct_v: bool = True, eps_inside: bool = False, decoupled: bool = False
-                 ) -> np.ndarray:
-    """One Adam update in float64, with switches for the usual mistakes (the alternatives)."""
-    b1, b2 = betas
+def _bn_layer(a: NS) -> tuple[nn.Module, tuple[Any, ...]]:
+    params = dict(weight=a.weight, bias=a.bias) if a.affine else {}
+    layer = _with_params(nn.BatchNorm2d(a.C, eps=a.eps, affine=a.affine), **params,
+                         running_mean=a.running_mean, running_var=a.running_var)
+    return layer.train(_training(a)), (a.x,)
+
+
+_BN_SIZES = (("M", lambda a: a.N * a.H * a.W, "the number of values per channel, N*H*W"),
+             ("N", lambda a: a.N, "the batch size"))
+
+BATCH_NORM = Exercise(
+    "batch_norm",
+    "batch_norm_backward(gy, xhat, inv_std, weight, batch_stats=True) -> (dx, dweight, dbias)",
+    "the backward pass of batch normalisation, through the batch statistics",
+    "docs/learn/06-batch-norm.md",
+    (dict(N=4, C=3, H=2, W=3, mode="train", affine=True),
+     dict(N=1, C=2, H=3, W=3, mode="train", affine=True),
+     dict(N=3, C=2, H=2, W=2, mode="eval", affine=True),
+     dict(N=3, C=2, H=3, W=2, mode="train", affine=False)),
+    _draw_batch_norm,
+    lambda a: (f"x {a.x.shape}, {'training' if _training(a) else 'eval'} mode (batch_stats="
+               f"{_training(a)})" + ("" if a.affine else ", no affine (weight None)")),
+    {"dx": Tensor(("N", "C", "H", "W"), _BN_SIZES, factors=lambda a: (
+        ("inv_std", 1, a.inv_std),) + ((("weight", 1, a.weight),) if a.affine else ())),
+     "dweight": Tensor(("C",), _BN_SIZES), "dbias": Tensor(("C",), _BN_SIZES)},
+    (Mistake("dx", "yours treats the mean and variance as constants: in training mode they "
+             "depend on every x of the channel, which adds the terms -dbias/M and -xhat * "
+             "dweight/M (before the factor weight * inv_std)",
+             lambda a: a.gy * _bn_sums(a)[0], _training),
+     Mistake("dx", "the term through the mean (-dbias/M, i.e. -sum(gy)/M) is missing",
+             lambda a: (lambda s, g, gx, M: s * (a.gy - a.xhat * gx / M))(*_bn_sums(a)),
+             _training),
+     Mistake("dx", "the term through the variance (-xhat * sum(gy * xhat)/M) is missing",
+             lambda a: (lambda s, g, gx, M: s * (a.gy - g / M))(*_bn_sums(a)), _training),
+     Mistake("dx", lambda a: f"yours divides by N = {a.N}; M = N*H*W = {a.N * a.H * a.W} is "
+             "the number of values per channel", lambda a: _through_stats(a, a.N),
+             lambda a: _training(a) and a.N != a.N * a.H * a.W),
+     Mistake("dx", lambda a: f"yours divides by H*W = {a.H * a.W}; M = N*H*W = "
+             f"{a.N * a.H * a.W} is the number of values per channel",
+             lambda a: _through_stats(a, a.H * a.W), lambda a: _training(a) and a.N != 1),
+     Mistake("dx", "batch_stats is False (eval mode): the statistics are constants, so dx = gy "
+             "* weight * inv_std, without the terms through the mean and variance",
+             lambda a: _through_stats(a, a.N * a.H * a.W), lambda a: not _training(a)),
+     Mistake("dweight", "yours is dbias: dweight = sum of gy * xhat over N, H and W",
+             lambda a: a.gy.sum(axis=(0, 2, 3))),
+     Mistake("dbias", "yours is dweight: dbias = sum of gy over N, H and W",
+             lambda a: (a.gy * a.xhat).sum(axis=(0, 2, 3)))),
+    layer=_bn_layer,
+    conditions=(("eval mode", lambda c: c["mode"] == "eval",
+                 "the batch_stats=False branch: fixed statistics"),
+                ("training mode", lambda c: c["mode"] == "train",
+                 "the gradient through the batch mean and variance"),
+                ("batch > 1", lambda c: c["N"] > 1,
+                 "the sums over N (and H, W): M = N*H*W values per channel"),
+                ("no affine transform (weight None)", lambda c: not c["affine"],
+                 "weight None means a factor 1"),
+                ("an affine transform (weight given)", lambda c: c["affine"],
+                 "the factor weight (per channel) in dx")))
+
+
+# --- skip connections ----------------------------------------------------------------------------
+def _relu_inputs_away_from_zero(model: nn.Module, x: np.ndarray) -> bool:
+    """Every ReLU input at least 1e-5 from 0 (no kink within gradcheck's step)."""
+    smallest = [np.inf]
+
+    def relu(v: np.ndarray) -> np.ndarray:
+        smallest[0] = min(smallest[0], float(np.abs(v).min()))
+        return F.relu(v)
+
+    with ops.override(relu=relu):
+        model(x)
+    return smallest[0] > 1e-5
+
+
+def _draw_unet_skip(a: NS, rng: np.random.Generator) -> dict[str, Any]:
+    grad = _normal(rng, a.N, a.up + a.skip, a.H, a.W)
+    grad_pool, grad_skip = _normal(rng, a.N, a.skip, a.H, a.W), _normal(rng, a.N, a.skip, a.H, a.W)
+    width, shape = a.unet
+    x = rng.random(shape)
+    for seed in range(100):                     # a U-Net whose ReLUs stay off their kinks
+        manual_seed(seed)
+        model = models.UNet(width).double()
+        if _relu_inputs_away_from_zero(model, x):
+            break
+    return dict(grad=grad, up_channels=a.up, grad_pool=grad_pool, grad_skip=grad_skip, x=x,
+                state={k: np.array(v) for k, v in model.state_dict().items()})
+
+
+def _unet_layer(a: NS) -> tuple[nn.Module, tuple[Any, ...]]:
+    model = models.UNet(a.unet[0]).double()
+    model.load_state_dict(a.state)
+    return model, (a.x,)
+
+
+_SPLIT = ("split after up_channels: cat(up, skip) puts up's channels first, so grad_up = "
+          "grad[:, :up_channels] and grad_skip = grad[:, up_channels:]")
+
+
+def _not_square(a: NS) -> bool:
+    return a.up != a.skip
+
+
+UNET_SKIP = Exercise(
+    "unet_skip",
+    "skip_split(grad, up_channels) -> (grad_up, grad_skip); "
+    "skip_sum(grad_pool, grad_skip) -> grad",
+    "the two rules of a skip connection: split the gradient at a concatenation, sum it where "
+    "a feature map fed two consumers", "docs/learn/07-skip-connections.md",
+    (dict(N=2, up=3, skip=2, H=4, W=4, unet=(1, (2, 1, 8, 8))),
+     dict(N=1, up=2, skip=2, H=2, W=3, unet=(1, (1, 1, 4, 8))),
+     dict(N=2, up=1, skip=3, H=3, W=2, unet=(2, (2, 1, 8, 4)))),
+    _draw_unet_skip,
+    lambda a: (f"grad {a.grad.shape} split after {a.up} channels; UNet({a.unet[0]}) on x "
+               f"{a.x.shape}"),
+    {"grad_up": Tensor(("N", "C", "H", "W"), shapes=((
+        lambda a: (a.N, a.skip, a.H, a.W), lambda a: f"it has the skip's {a.skip} channels: "
+        + _SPLIT, _not_square),)),
+     "grad_skip": Tensor(("N", "C", "H", "W"), shapes=((
+         lambda a: (a.N, a.up, a.H, a.W), lambda a: f"it has up's {a.up} channels: " + _SPLIT,
+         _not_square),)),
+     "grad": Tensor(("N", "C", "H", "W"))},
+    (Mistake("grad_up", "yours is the skip's part: " + _SPLIT, lambda a: a.grad[:, a.skip:]),
+     Mistake("grad_skip", "yours is the up-sampling path's part: " + _SPLIT,
+             lambda a: a.grad[:, :a.skip]),
+     Mistake("grad", "yours is grad_pool alone: the feature map fed two consumers, so its "
+             "gradient is the sum of both; add grad_skip", lambda a: a.grad_pool),
+     Mistake("grad", "yours is grad_skip alone: the feature map fed two consumers, so its "
+             "gradient is the sum of both; add grad_pool", lambda a: a.grad_skip),
+     Mistake("grad", "yours subtracts one gradient from the other: they add up",
+             lambda a: a.grad_pool - a.grad_skip),
+     Mistake("grad", "yours subtracts one gradient from the other: they add up",
+             lambda a: a.grad_skip - a.grad_pool)),
+    layer=_unet_layer,
+    gradcheck=dict(parameters=False, max_elementwise=0, n_directions=4, n_samples=8))
+
+
+# --- adam ------------------------------------------------------------------------------------------
+def _adam_update(a: NS, *, t: int | None = None, correct_m: bool = True, correct_v: bool = True,
+                 eps_inside: bool = False, decoupled: bool = False, wd: float | None = None,
+                 sign: float = 1.0) -> np.ndarray:
+    """One Adam update in float64 (param after minus before), with switches for the usual
+    mistakes."""
+    (b1, b2), lr, eps, t = a.betas, a.lr, a.eps, a.step if t is None else t
+    wd = a.weight_decay if wd is None else wd
+    p, g = a.param, a.grad
     if decoupled:
         p = p * (1 - lr * wd)
     else:
         g = g + wd * p
-    m = b1 * m + (1 - b1) * g
-    v = b2 * v + (1 - b2) * g * g
+    m = b1 * a.exp_avg + (1 - b1) * g
+    v = b2 * a.exp_avg_sq + (1 - b2) * g * g
     m_hat = m / (1 - b1 ** t) if correct_m else m
     v_hat = v / (1 - b2 ** t) if correct_v else v
     denom = np.sqrt(v_hat + eps) if eps_inside else np.sqrt(v_hat) + eps
-    return p - lr * m_hat / denom
+    return sign * (p - lr * m_hat / denom - a.param)
 
 
-def _build_adam(cfg: dict[str, Any], rng: np.random.Generator) -> list[Case]:
-    lr, betas, eps, wd, shape = cfg["lr"], cfg["betas"], cfg["eps"], cfg["wd"], cfg["shape"]
-    b1, b2 = betas
-    param = nn.Parameter(_normal(rng, *shape))
-    opt = optim.Adam([param], lr=lr, betas=betas, eps=eps, weight_decay=wd)
+def _draw_adam(a: NS, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Three consecutive steps of the library's Adam: each case starts from its moments."""
+    param = _normal(rng, *a.shape)
+    m, v = np.zeros(a.shape), np.zeros(a.shape)
     cases = []
-    m, v = np.zeros(shape), np.zeros(shape)
     for t in (1, 2, 3):
-        g = _normal(rng, *shape) * (0.1 if t == 2 else 1.0)
-        p = param.data.copy()
-        param.grad[...] = g
-        opt.step()
-        state = opt.state_dict()["state"][0]
-        new_m, new_v = np.array(state["exp_avg"]), np.array(state["exp_avg_sq"])
-        expected = {"param update": param.data - p, "exp_avg": new_m, "exp_avg_sq": new_v}
-        ge = g + wd * p
-
-        def alt(**kw: Any) -> np.ndarray:
-            return _adam_update(p, g, m, v, kw.pop("t", t), lr, betas, eps, wd, **kw) - p
-
-        alternatives = [
-            ("yours has no bias correction: divide m by (1 - beta1**t) and v by (1 - beta2**t)",
-             alt(correct_m=False, correct_v=False)),
-            ("the bias correction of m (1 - beta1**t) is missing", alt(correct_m=False)),
-            ("the bias correction of v (1 - beta2**t) is missing", alt(correct_v=False)),
-            ("yours uses step t + 1: the step passed in is already the number of this update "
-             "(1 for the first); do not add 1 to it", alt(t=t + 1)),
-            ("yours adds eps under the square root; Adam adds it to sqrt(v_hat)",
-             alt(eps_inside=True)),
-            ("yours moves along the gradient: the update subtracts lr * m_hat / "
-             "(sqrt(v_hat) + eps)", -(_adam_update(p, g, m, v, t, lr, betas, eps, wd) - p)),
-        ]
-        exp_avg_alt = [("the factor (1 - beta1) on the new gradient is missing: "
-                        "m = beta1*m + (1 - beta1)*g", b1 * m + ge)]
-        exp_avg_sq_alt = [("v averages the *squared* gradient: v = beta2*v + (1 - beta2)*g*g",
-                           b2 * v + (1 - b2) * ge),
-                          ("the factor (1 - beta2) on the new squared gradient is missing",
-                           b2 * v + ge * ge)]
-        if wd:
-            alternatives += [
-                ("yours decays the weights directly (AdamW); Adam adds weight_decay * param to "
-                 "the gradient before the moments", alt(decoupled=True)),
-                ("weight_decay * param is not added to the gradient",
-                 _adam_update(p, g, m, v, t, lr, betas, eps, 0.0) - p)]
-            no_wd = ("weight_decay * param must be added to the gradient before the moments "
-                     "are updated")
-            exp_avg_alt.append((no_wd, b1 * m + (1 - b1) * g))
-            exp_avg_sq_alt.append((no_wd, b2 * v + (1 - b2) * g * g))
-        sizes = (("lr", lr, "the learning rate"),)
-        contexts = {"param update": Context(axes=_axes(len(shape)), sizes=sizes,
-                                            alternatives=tuple(alternatives)),
-                    "exp_avg": Context(axes=_axes(len(shape)), alternatives=tuple(exp_avg_alt)),
-                    "exp_avg_sq": Context(axes=_axes(len(shape)),
-                                          alternatives=tuple(exp_avg_sq_alt))}
-        before = (p, g, m.copy(), v.copy(), t)
-
-        def run(fns: Fns, before: tuple[Any, ...] = before,
-                p_before: np.ndarray = p) -> tuple[dict[str, Any], list[str]]:
-            p0, g0, m0, v0, step = before
-            out, _ = invoke(fns["adam_step"], (p0, g0, m0, v0, step, lr, betas, eps, wd),
-                            ("param", "grad", "exp_avg", "exp_avg_sq", "step", "lr", "betas",
-                             "eps", "weight_decay"), ("param", "exp_avg", "exp_avg_sq"),
-                            check_inplace=False)
-            new_param = out.pop("param")
-            arr = np.asarray(new_param, dtype="float64") if hasattr(new_param, "shape") else None
-            out["param update"] = (arr - p_before if arr is not None and arr.shape == p_before.shape
-                                   else new_param)
-            return out, []
-
-        describe = (f"param {shape}, step {t}, lr {lr:g}, betas {betas}, eps {eps:g}, "
-                    f"weight_decay {wd:g}")
-        cases.append(Case(describe, {**cfg, "t": t}, run, expected, contexts, None))
-        m, v = new_m, new_v
+        grad = _normal(rng, *a.shape) * (0.1 if t == 2 else 1.0)
+        case = dict(param=param, grad=grad, exp_avg=m, exp_avg_sq=v, step=t, lr=a.lr,
+                    betas=a.betas, eps=a.eps, weight_decay=a.wd, features=dict(t=t))
+        cases.append(case)
+        param, m, v = (np.array(x) for x in ops.reference("adam_step")(
+            param.copy(), grad, m.copy(), v.copy(), t, a.lr, a.betas, a.eps, a.wd))
     return cases
 
 
-# --- the table -----------------------------------------------------------------------------
-_CONV_LIB = "scratchnet/functional.py"
-EXERCISES: dict[str, Exercise] = {e.name: e for e in [
-    Exercise(
-        "linear", ("linear_backward",), "linear_backward(gy, x, weight) -> (dx, dweight, dbias)",
-        "the backward pass of a fully connected layer y = x @ weight.T + bias",
-        "docs/learn/01-chain.md", "scratchnet/nn/linear.py: Linear.backward",
-        (dict(N=3, **{"in": 4, "out": 5}), dict(N=1, **{"in": 3, "out": 2}),
-         dict(N=4, **{"in": 3, "out": 3}), dict(N=2, **{"in": 5, "out": 5})),
-        _build_linear,
-        (("batch > 1", lambda c: c["N"] > 1,
-          "the sum over the batch: every sample adds its own contribution"),
-         ("in == out", lambda c: c["in"] == c["out"],
-          "a transpose that only goes unnoticed in shape when the weight is square"))),
-    Exercise(
-        "relu", ("relu_backward",), "relu_backward(gy, x) -> dx",
-        "the backward pass of ReLU, y = max(x, 0)",
-        "docs/learn/01-chain.md, docs/learn/05-elementwise-and-pooling.md",
-        "scratchnet/nn/activation.py: ReLU.backward",
-        (dict(shape=(2, 3, 4, 5)), dict(shape=(5, 7)), dict(shape=(1, 2, 3, 3))),
-        _build_relu),
-    Exercise(
-        "mse", ("mse_backward",), "mse_backward(diff, grad_output) -> dpred",
-        "the gradient of the mean squared error mean((pred - target)**2) for pred",
-        "docs/learn/01-chain.md", "scratchnet/nn/loss.py: MSELoss.backward",
-        (dict(shape=(2, 3, 4, 4)), dict(shape=(3, 7)), dict(shape=(1, 1, 5, 5))),
-        _build_mse),
-    Exercise(
-        "conv2d_grad_weight", ("conv2d_grad_weight",), "conv2d_grad_weight(gy, col) -> dweight",
-        "the weight gradient of a convolution from its im2col matrix",
-        "docs/learn/03-convolution.md", f"{_CONV_LIB}: conv2d_grad_weight",
-        _CONV_CONFIGS, _build_conv_grad_weight, _CONV_CONDITIONS),
-    Exercise(
-        "conv2d_grad_input", ("conv2d_grad_input",),
-        "conv2d_grad_input(gy, weight, size, stride, padding) -> dx",
-        "the input gradient of a convolution",
-        "docs/learn/03-convolution.md", f"{_CONV_LIB}: conv2d_grad_input",
-        _CONV_CONFIGS, _build_conv_grad_input, _CONV_CONDITIONS),
-    Exercise(
-        "col2im", ("col2im",), "col2im(col, stride, padding, size) -> x",
-        "the adjoint of im2col: add every column entry back onto its pixel",
-        "docs/learn/03-convolution.md", f"{_CONV_LIB}: col2im",
-        _CONV_CONFIGS, _build_col2im, _CONV_CONDITIONS),
-    Exercise(
-        "conv_transpose2d", ("conv_transpose2d_backward",),
-        "conv_transpose2d_backward(gy, x, weight, stride, padding) -> (dx, dweight, dbias)",
-        "the backward pass of a transposed convolution",
-        "docs/learn/04-transposed-convolution.md",
-        "scratchnet/nn/conv.py: ConvTranspose2d.backward",
-        (dict(N=2, C_in=3, C_out=2, H=3, W=3, k=(3, 3), s=(1, 1), p=(0, 0), op=(0, 0)),
-         dict(N=2, C_in=2, C_out=3, H=3, W=4, k=(3, 3), s=(2, 2), p=(1, 1), op=(1, 1)),
-         dict(N=1, C_in=2, C_out=2, H=4, W=3, k=(2, 2), s=(2, 2), p=(0, 0), op=(0, 0)),
-         dict(N=2, C_in=3, C_out=2, H=3, W=3, k=(3, 2), s=(2, 1), p=(1, 0), op=(1, 0))),
-        _build_conv_transpose, _CONV_CONDITIONS),
-    Exercise(
-        "sigmoid", ("sigmoid_backward",), "sigmoid_backward(gy, y) -> dx",
-        "the backward pass of the sigmoid, from its output y",
-        "docs/learn/05-elementwise-and-pooling.md", "scratchnet/nn/activation.py: Sigmoid.backward",
-        (dict(shape=(2, 3, 4, 4)), dict(shape=(6, 5)), dict(shape=(1, 1, 5, 5))),
-        _build_sigmoid),
-    Exercise(
-        "max_pool2d", ("max_pool2d_backward",),
-        "max_pool2d_backward(gy, argmax, kernel, stride, padding, size) -> dx",
-        "the backward pass of max pooling: each gradient to its window's maximum",
-        "docs/learn/05-elementwise-and-pooling.md", f"{_CONV_LIB}: max_pool2d_backward",
-        _POOL_CONFIGS, _build_max_pool, _POOL_CONDITIONS),
-    Exercise(
-        "avg_pool2d", ("avg_pool2d_backward",),
-        "avg_pool2d_backward(gy, kernel, stride, padding, size) -> dx",
-        "the backward pass of average pooling: each gradient spread over its window",
-        "docs/learn/05-elementwise-and-pooling.md", f"{_CONV_LIB}: avg_pool2d_backward",
-        _POOL_CONFIGS, _build_avg_pool, _POOL_CONDITIONS),
-    Exercise(
-        "batch_norm", ("batch_norm_backward",),
-        "batch_norm_backward(gy, xhat, inv_std, weight, batch_stats=True) -> (dx, dweight, dbias)",
-        "the backward pass of batch normalisation, through the batch statistics",
-        "docs/learn/06-batch-norm.md", f"{_CONV_LIB}: batch_norm_backward",
-        (dict(N=4, C=3, H=2, W=3, mode="train", affine=True),
-         dict(N=1, C=2, H=3, W=3, mode="train", affine=True),
-         dict(N=3, C=2, H=2, W=2, mode="eval", affine=True),
-         dict(N=3, C=2, H=3, W=2, mode="train", affine=False)),
-        _build_batch_norm,
-        (("eval mode", lambda c: c["mode"] == "eval",
-          "the batch_stats=False branch: fixed statistics"),
-         ("training mode", lambda c: c["mode"] == "train",
-          "the gradient through the batch mean and variance"),
-         ("batch > 1", lambda c: c["N"] > 1,
-          "the sums over N (and H, W): M = N*H*W values per channel"),
-         ("no affine transform (weight None)", lambda c: not c["affine"],
-          "weight None means a factor 1"),
-         ("an affine transform (weight given)", lambda c: c["affine"],
-          "the factor weight (per channel) in dx"))),
-    Exercise(
-        "unet_skip", ("skip_split", "skip_sum"),
-        "skip_split(grad, up_channels) -> (grad_up, grad_skip); "
-        "skip_sum(grad_pool, grad_skip) -> grad",
-        "the two rules of a skip connection: split the gradient at a concatenation, sum it "
-        "where a feature map fed two consumers",
-        "docs/learn/07-skip-connections.md", "scratchnet/models.py: UNet.backward",
-        (dict(N=2, up=3, skip=2, H=4, W=4, block=(1, 2, (2, 1, 4, 4))),
-         dict(N=1, up=2, skip=2, H=2, W=3, block=(2, 1, (1, 2, 4, 6))),
-         dict(N=2, up=1, skip=3, H=3, W=2, block=(1, 2, (2, 1, 6, 4)))),
-        _build_unet_skip),
-    Exercise(
-        "adam_step", ("adam_step",),
-        "adam_step(param, grad, exp_avg, exp_avg_sq, step, lr, betas, eps, weight_decay) "
-        "-> (param, exp_avg, exp_avg_sq)",
-        "one Adam update (PyTorch's Adam: L2 weight decay added to the gradient)",
-        "docs/learn/08-optimisers.md", "scratchnet/optim.py: Adam",
-        (dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, wd=0.0, shape=(3, 4)),
-         dict(lr=0.1, betas=(0.8, 0.9), eps=1e-8, wd=0.01, shape=(5,)),
-         dict(lr=0.01, betas=(0.9, 0.99), eps=1e-3, wd=0.0, shape=(2, 3, 2))),
-        _build_adam,
-        (("weight_decay > 0", lambda c: c["wd"] > 0, "the weight decay term"),
-         ("step > 1", lambda c: c["t"] > 1,
-          "what carries over between steps (exp_avg, exp_avg_sq) and the bias correction's t"),
-         ("step 1", lambda c: c["t"] == 1, "the first step (t = 1, m and v start at zero)")),
-        checked_by="three steps of optim.Adam (an optimizer has no backward for gradcheck)"),
-]}
+def _decay(a: NS) -> bool:
+    return a.wd > 0
 
-# The exercises the capstone (`train`) runs: everything the reference autoencoder needs.
-CAPSTONE = ("relu", "mse", "conv2d_grad_weight", "conv2d_grad_input", "conv_transpose2d",
-            "sigmoid", "adam_step")
+
+_NO_WD = "weight_decay * param must be added to the gradient before the moments are updated"
+
+ADAM_STEP = Exercise(
+    "adam_step",
+    "adam_step(param, grad, exp_avg, exp_avg_sq, step, lr, betas, eps, weight_decay) "
+    "-> (param, exp_avg, exp_avg_sq)",
+    "one Adam update (PyTorch's Adam: L2 weight decay added to the gradient)",
+    "docs/learn/08-optimisers.md",
+    (dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, wd=0.0, shape=(3, 4)),
+     dict(lr=0.1, betas=(0.8, 0.9), eps=1e-8, wd=0.01, shape=(5,)),
+     dict(lr=0.01, betas=(0.9, 0.99), eps=1e-3, wd=0.0, shape=(2, 3, 2))),
+    _draw_adam,
+    lambda a: (f"param {a.shape}, step {a.step}, lr {a.lr:g}, betas {a.betas}, eps {a.eps:g}, "
+               f"weight_decay {a.wd:g}"),
+    {"param update": Tensor(sizes=(("lr", lambda a: a.lr, "the learning rate"),))},
+    (Mistake("param update", "yours has no bias correction: divide m by (1 - beta1**t) and v "
+             "by (1 - beta2**t)", lambda a: _adam_update(a, correct_m=False, correct_v=False)),
+     Mistake("param update", "the bias correction of m (1 - beta1**t) is missing",
+             lambda a: _adam_update(a, correct_m=False)),
+     Mistake("param update", "the bias correction of v (1 - beta2**t) is missing",
+             lambda a: _adam_update(a, correct_v=False)),
+     Mistake("param update", "yours uses step t + 1: the step passed in is already the number "
+             "of this update (1 for the first); do not add 1 to it",
+             lambda a: _adam_update(a, t=a.step + 1)),
+     Mistake("param update", "yours adds eps under the square root; Adam adds it to "
+             "sqrt(v_hat)", lambda a: _adam_update(a, eps_inside=True)),
+     Mistake("param update", "yours moves along the gradient: the update subtracts lr * m_hat / "
+             "(sqrt(v_hat) + eps)", lambda a: _adam_update(a, sign=-1.0)),
+     Mistake("param update", "yours decays the weights directly (AdamW); Adam adds "
+             "weight_decay * param to the gradient before the moments",
+             lambda a: _adam_update(a, decoupled=True), _decay),
+     Mistake("param update", "weight_decay * param is not added to the gradient",
+             lambda a: _adam_update(a, wd=0.0), _decay),
+     Mistake("exp_avg", "the factor (1 - beta1) on the new gradient is missing: "
+             "m = beta1*m + (1 - beta1)*g",
+             lambda a: a.betas[0] * a.exp_avg + a.grad + a.wd * a.param),
+     Mistake("exp_avg", _NO_WD, lambda a: a.betas[0] * a.exp_avg + (1 - a.betas[0]) * a.grad,
+             _decay),
+     Mistake("exp_avg_sq", "v averages the *squared* gradient: v = beta2*v + (1 - beta2)*g*g",
+             lambda a: a.betas[1] * a.exp_avg_sq + (1 - a.betas[1]) * (a.grad + a.wd * a.param)),
+     Mistake("exp_avg_sq", "the factor (1 - beta2) on the new squared gradient is missing",
+             lambda a: a.betas[1] * a.exp_avg_sq + (a.grad + a.wd * a.param) ** 2),
+     Mistake("exp_avg_sq", _NO_WD,
+             lambda a: a.betas[1] * a.exp_avg_sq + (1 - a.betas[1]) * a.grad * a.grad, _decay)),
+    conditions=(("weight_decay > 0", lambda c: c["wd"] > 0, "the weight decay term"),
+                ("step > 1", lambda c: c["t"] > 1,
+                 "what carries over between steps (exp_avg, exp_avg_sq) and the bias "
+                 "correction's t"),
+                ("step 1", lambda c: c["t"] == 1, "the first step (t = 1, m and v start at zero)")),
+    views={"param": ("param update", lambda value, a: value - a.param)},
+    check_inplace=False,
+    checked_by="three steps of optim.Adam (an optimizer has no backward for gradcheck)")
+
+
+# --- the table -----------------------------------------------------------------------------------
+EXERCISES: dict[str, Exercise] = {e.name: e for e in [
+    LINEAR, RELU, MSE, CONV2D_GRAD_WEIGHT, CONV2D_GRAD_INPUT, COL2IM, CONV_TRANSPOSE2D, SIGMOID,
+    MAX_POOL2D, AVG_POOL2D, BATCH_NORM, UNET_SKIP, ADAM_STEP]}

@@ -1,10 +1,11 @@
 """Grade a learner's folder: load their files, run every configuration, report per tensor.
 
-For each exercise and each configuration (:mod:`scratchnet.learn.exercises`) the learner's
+For each exercise and each configuration (`scratchnet.learn.exercises`) the learner's
 function runs on copies of float64 inputs; every tensor it returns is compared with the
-library's own answer (:func:`scratchnet.learn.diagnose.compare`), and a real layer running
-the learner's function goes through ``scratchnet.gradcheck`` with a random upstream gradient.
-An exception in the learner's code is reported at the learner's own file and line.
+library's own answer (`scratchnet.learn.diagnose.compare`), and the library's own layer, with
+the learner's function in place of the op (``scratchnet.override``), goes through
+``scratchnet.gradcheck`` with a random upstream gradient. An exception in the learner's code
+is reported at the learner's own file and line.
 """
 from __future__ import annotations
 
@@ -22,13 +23,13 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..gradcheck import GradcheckError, gradcheck
+from ..gradcheck import GradcheckError, GradcheckReport, gradcheck
 from .diagnose import NO_PATTERN, Comparison, compare
-from .exercises import EXERCISES, Case, Exercise, StructureError
-from .layers import LearnerResultError
+from .exercises import EXERCISES, Case, Exercise, StructureError, learner_overrides
 
-__all__ = ["ExerciseResult", "grade", "grade_exercise", "load_functions", "learner_code",
-           "LearnerCodeError", "format_result", "format_summary", "describe_exception"]
+__all__ = ["ExerciseResult", "GradcheckOutcome", "grade", "grade_exercise", "load_functions",
+           "learner_code", "LearnerCodeError", "format_result", "format_summary",
+           "describe_exception"]
 
 PASS, FAIL, NOT_WRITTEN = "pass", "FAIL", "not written yet"
 
@@ -129,12 +130,12 @@ def load_functions(directory: Path, exercise: Exercise) -> dict[str, Callable[..
     finally:
         sys.modules.pop(name, None)
     fns = {}
-    for fname in exercise.functions:
-        fn = getattr(module, fname, None)
+    for sig in exercise.signatures:
+        fn = getattr(module, sig.name, None)
         if not callable(fn):
-            raise LearnerCodeError([f"{path} defines no function {fname}; expected "
-                                    f"{exercise.writes}"])
-        fns[fname] = fn
+            raise LearnerCodeError([f"{path} defines no function {sig.name}; expected "
+                                    f"{sig.text}"])
+        fns[sig.name] = fn
     return fns
 
 
@@ -148,8 +149,23 @@ def _quiet() -> Iterator[None]:
 
 
 # --- grading -------------------------------------------------------------------------------
-def _not_run(gradcheck_outcome: Any) -> bool:
-    return isinstance(gradcheck_outcome, str) and gradcheck_outcome.startswith("not run")
+@dataclass
+class GradcheckOutcome:
+    """The gradient check of one configuration.
+
+    Attributes:
+        ran: whether it ran (it does not when a returned tensor has the wrong shape or type).
+        report: gradcheck's report, when it ran to the end.
+        failure: why it failed without a report (a wrong result inside the layer), or why it
+            did not run.
+    """
+    ran: bool
+    report: GradcheckReport | None = None
+    failure: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return not self.ran or (self.report is not None and self.report.passed)
 
 
 @dataclass
@@ -157,13 +173,12 @@ class _CaseOutcome:
     case: Case
     comparisons: list[Comparison]
     changed: list[str]
-    gradcheck: Any = None                 # a GradcheckReport, or a str (why not run)
+    gradcheck: GradcheckOutcome | None = None        # None: the exercise has no gradient check
 
     @property
     def passed(self) -> bool:
-        gc_ok = self.gradcheck is None or _not_run(self.gradcheck) or (
-            not isinstance(self.gradcheck, str) and self.gradcheck.passed)
-        return all(c.passed for c in self.comparisons) and not self.changed and gc_ok
+        return (all(c.passed for c in self.comparisons) and not self.changed
+                and (self.gradcheck is None or self.gradcheck.passed))
 
 
 def grade_exercise(exercise: Exercise, directory: Path) -> ExerciseResult:
@@ -195,7 +210,7 @@ def _run_case(exercise: Exercise, case: Case, fns: dict[str, Callable[..., Any]]
     """Run one configuration; True when grading must stop (not written, an exception)."""
     try:
         with _quiet():
-            outputs, changed = case.run(fns)
+            outputs, changed = exercise.run(fns, case)
     except NotImplementedError as exc:
         name = _raising_function(exc, directory, last=True)
         if name is None:                       # raised elsewhere: an ordinary exception
@@ -219,16 +234,19 @@ def _run_case(exercise: Exercise, case: Case, fns: dict[str, Callable[..., Any]]
     comparisons = [compare(name, outputs.get(name), expected, case.contexts.get(name))
                    for name, expected in case.expected.items()]
     outcome = _CaseOutcome(case, comparisons, changed)
-    if case.gradcheck is not None:
+    if exercise.layer is not None:
         if any(c.problem for c in comparisons):
-            outcome.gradcheck = "not run: a tensor above has the wrong shape or type"
+            outcome.gradcheck = GradcheckOutcome(
+                False, failure="not run: a tensor above has the wrong shape or type")
         else:
             try:
-                with _quiet():
-                    module, inputs = case.gradcheck(fns)
-                    outcome.gradcheck = gradcheck(module, *inputs, raise_exception=False)
-            except (LearnerResultError, GradcheckError) as exc:
-                outcome.gradcheck = f"failed: {str(exc).splitlines()[0]}"
+                with _quiet(), learner_overrides([exercise], fns):
+                    module, inputs = exercise.gradcheck_module(case)
+                    outcome.gradcheck = GradcheckOutcome(True, gradcheck(
+                        module, *inputs, raise_exception=False, **exercise.gradcheck))
+            except (StructureError, GradcheckError) as exc:
+                outcome.gradcheck = GradcheckOutcome(True, failure=f"failed: "
+                                                     f"{str(exc).splitlines()[0]}")
             except Exception as exc:                    # noqa: BLE001 (any learner error)
                 result.status = FAIL
                 result.lines = describe_exception(exc, directory) + [
@@ -339,25 +357,25 @@ def _common_diagnoses(per_config: list[list[str]], most: int = 2) -> list[str]:
 
 
 def _gradcheck_lines(exercise: Exercise, outcomes: list[_CaseOutcome]) -> list[str]:
-    runs = [o for o in outcomes if o.gradcheck is not None and not _not_run(o.gradcheck)]
-    skipped = [o for o in outcomes if _not_run(o.gradcheck)]
+    checks = [o.gradcheck for o in outcomes if o.gradcheck is not None]
+    runs = [(o.case, o.gradcheck) for o in outcomes if o.gradcheck is not None and o.gradcheck.ran]
+    skipped = [g for g in checks if not g.ran]
     if not runs:
         if skipped:
-            return _row("gradcheck", "-", skipped[0].gradcheck)
+            return _row("gradcheck", "-", skipped[0].failure)
         return _row("gradcheck", "-", f"not applicable; checked against {exercise.checked_by}")
-    bad = [o for o in runs if isinstance(o.gradcheck, str) or not o.gradcheck.passed]
+    bad = [(case, g) for case, g in runs if not g.passed]
     if not bad:
-        worst = max(runs, key=lambda o: o.gradcheck.max_rel_error)
+        worst = max(g.report.max_rel_error for _, g in runs)
         return _row("gradcheck", "pass", f"{len(runs)} configurations (finite differences, "
-                    "random upstream gradient); worst relative error "
-                    f"{worst.gradcheck.max_rel_error:.1e}")
-    o = bad[0]
+                    f"random upstream gradient); worst relative error {worst:.1e}")
+    case, g = bad[0]
     lines = _row("gradcheck", "FAIL", f"in {len(bad)} of {len(runs)} configurations"
                  + (f" (not run in {len(skipped)} more: a tensor has the wrong shape)"
-                    if skipped else "") + f"; the first: {o.case.describe}")
-    if isinstance(o.gradcheck, str):
-        return lines + _more(o.gradcheck)
-    for check in o.gradcheck.checks:
+                    if skipped else "") + f"; the first: {case.describe}")
+    if g.report is None:
+        return lines + _more(g.failure)
+    for check in g.report.checks:
         if not check.passed:
             lines += _more(f"{check.name}: worst at {check.worst}, relative error "
                            f"{check.max_rel_error:.1e}")

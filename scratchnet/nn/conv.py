@@ -1,20 +1,21 @@
 """Conv2d and ConvTranspose2d (PyTorch's arguments, weight layouts and initialisation).
 
-Both are thin wrappers over :mod:`scratchnet.functional`, where the math lives:
+Both are thin wrappers over `scratchnet.functional.conv`, where the math lives:
 
-    Conv2d            forward  y  = conv2d(x, W)                     (im2col + matmul)
-                      backward dW = conv2d_grad_weight(gy, col)
+    Conv2d            forward  y, col = conv2d_forward(x, W, b)      (im2col + matmul)
+                      backward conv2d_backward(gy, col, W):
+                               dW = conv2d_grad_weight(gy, col)
                                dx = conv2d_grad_input(gy, W)         (matmul + col2im)
-    ConvTranspose2d   forward  y  = conv2d_grad_input(x, W)          (the adjoint of conv2d)
-                      backward dx, gcol = conv2d(gy, W)              (an ordinary convolution)
+    ConvTranspose2d   forward  y  = conv_transpose2d(x, W, b)        (the adjoint of conv2d)
+                      backward conv_transpose2d_backward(gy, x, W):
+                               dx, gcol = conv2d(gy, W)              (an ordinary convolution)
                                dW = conv2d_grad_weight(x, gcol)
-    both              db = gy summed over N, OH, OW
+    both              db = bias_grad(gy): gy summed over N, OH, OW
 """
 from __future__ import annotations
 
 from typing import Any
 
-from .. import blocked
 from .. import functional as F
 from ._checks import check_input, positive_int, to_pair
 from .init import default_bound, uniform
@@ -72,8 +73,8 @@ class Conv2d(_ConvNd):
     Backward (col = im2col(x) as a (C*KH*KW, OH*OW*N) matrix, gy as (OC, OH*OW*N)):
         dW = gy @ col^T,  db = sum of gy over n, oh, ow,  dx = col2im(W^T @ gy).
     Only ``col`` and the input size are kept between forward and backward. On the CPU, large
-    float32 layers take :mod:`scratchnet.blocked` instead: the same products a few output rows
-    at a time, keeping the padded input rather than ``col`` (``backend.use_blocked_cpu``).
+    float32 layers take `scratchnet.blocked` instead: the same products a few output rows at
+    a time, keeping the padded input rather than ``col`` (`blocked.use_blocked_cpu`).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair,
@@ -89,26 +90,18 @@ class Conv2d(_ConvNd):
             raise ValueError(f"{self!r}: input size ({H}, {W}) with padding {self.padding} is "
                              f"smaller than the kernel {self.kernel_size}")
         b = None if self.bias is None else self.bias.data
-        if blocked.serves(x, self.weight.data, self.stride, self.padding):
-            y, xpad = blocked.conv2d_forward(x, self.weight.data, b, self.stride, self.padding)
-            self._cache = (xpad, (H, W))          # the padded input (4 axes), not im2col (6)
-            return y
-        y, col = F.conv2d(x, self.weight.data, b, self.stride, self.padding)
-        self._cache = (col, (H, W))
+        y, saved = F.conv2d_forward(x, self.weight.data, b, self.stride, self.padding)
+        self._cache = (saved, (H, W))
         return y
 
     def backward(self, grad_output: Array) -> Array:
         saved, size = self._pop_cache(grad_output)
-        gy = F.batch_last(grad_output)            # read three times below: lay it out once
+        dx, dw, db = F.conv2d_backward(grad_output, saved, self.weight.data, size, self.stride,
+                                       self.padding)
+        self.weight.grad += dw
         if self.bias is not None:
-            F.bias_grad(gy, add_to=self.bias.grad)
-        if saved.ndim == 4:                       # forward took scratchnet.blocked
-            dx, dw = blocked.conv2d_backward(gy, saved, self.weight.data, self.stride,
-                                             self.padding, size)
-            self.weight.grad += dw
-            return dx
-        self.weight.grad += F.conv2d_grad_weight(gy, saved)
-        return F.conv2d_grad_input(gy, self.weight.data, size, self.stride, self.padding)
+            self.bias.grad += db
+        return dx
 
 
 class ConvTranspose2d(_ConvNd):
@@ -158,8 +151,9 @@ class ConvTranspose2d(_ConvNd):
 
     def backward(self, grad_output: Array) -> Array:
         x = self._pop_cache(grad_output)
-        gx, gcol = F.conv2d(grad_output, self.weight.data, None, self.stride, self.padding)
-        self.weight.grad += F.conv2d_grad_weight(x, gcol)
+        dx, dw, db = F.conv_transpose2d_backward(grad_output, x, self.weight.data, self.stride,
+                                                 self.padding)
+        self.weight.grad += dw
         if self.bias is not None:
-            F.bias_grad(grad_output, add_to=self.bias.grad)
-        return gx
+            self.bias.grad += db
+        return dx

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .. import functional as F
 from ._checks import check_input, positive_int
 from .init import default_bound, uniform
 from .module import Module, Parameter
@@ -22,7 +23,8 @@ class Linear(Module):
         input (N, in) -> output (N, out); weight (out, in), bias (out,), both
         ~ U(-1/sqrt(in), +1/sqrt(in)) as in PyTorch.
 
-    Backward: dW = gy^T @ x,  db = sum_n gy,  dx = gy @ W.  Only x is kept.
+    Backward (`functional.linear_backward`): ``dW = gy^T @ x``, ``db = sum over n of gy``,
+    ``dx = gy @ W``.  Only x is kept.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
@@ -36,17 +38,14 @@ class Linear(Module):
     def forward(self, x: Array) -> Array:
         check_input(self, x, f"(N, {self.in_features})", ndim=2, dim=1, size=self.in_features)
         self._cache = x
-        y = x @ self.weight.data.T
-        if self.bias is not None:
-            y += self.bias.data
-        return y
+        return F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
 
     def backward(self, grad_output: Array) -> Array:
-        x = self._pop_cache(grad_output)
-        self.weight.grad += grad_output.T @ x
+        dx, dw, db = F.linear_backward(grad_output, self._pop_cache(grad_output), self.weight.data)
+        self.weight.grad += dw
         if self.bias is not None:
-            self.bias.grad += grad_output.sum(axis=0)
-        return grad_output @ self.weight.data
+            self.bias.grad += db
+        return dx
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -65,16 +64,14 @@ class Flatten(Module):
 
     def forward(self, x: Array) -> Array:
         nd = x.ndim
-        start, end = self.start_dim % nd, self.end_dim % nd
-        if start > end:
+        if self.start_dim % nd > self.end_dim % nd:
             raise ValueError(f"{self!r}: start_dim {self.start_dim} comes after end_dim "
                              f"{self.end_dim} for an input of shape {tuple(x.shape)}")
         self._cache = x.shape
-        merged = math.prod(x.shape[start:end + 1])
-        return x.reshape(x.shape[:start] + (merged,) + x.shape[end + 1:])
+        return F.flatten(x, self.start_dim, self.end_dim)
 
     def backward(self, grad_output: Array) -> Array:
-        return grad_output.reshape(self._pop_cache(grad_output))
+        return F.flatten_backward(grad_output, self._pop_cache(grad_output))
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
@@ -96,10 +93,10 @@ class Unflatten(Module):
             raise ValueError(f"{self!r}: axis {self.dim} of the input has size {x.shape[d]}, "
                              f"which cannot be split into {self.unflattened_size}")
         self._cache = x.shape
-        return x.reshape(x.shape[:d] + self.unflattened_size + x.shape[d + 1:])
+        return F.unflatten(x, self.dim, self.unflattened_size)
 
     def backward(self, grad_output: Array) -> Array:
-        return grad_output.reshape(self._pop_cache(grad_output))
+        return F.flatten_backward(grad_output, self._pop_cache(grad_output))
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"

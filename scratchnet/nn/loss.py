@@ -11,11 +11,12 @@ Array = Any
 
 
 class MSELoss(Module):
-    """loss = mean((input - target)**2) over all M elements (PyTorch's reduction='mean').
+    """``loss = mean((input - target)**2)`` over all M elements (PyTorch's reduction='mean').
 
     ``loss = mse(pred, target)`` returns a 0-d array on the inputs' backend (``float(loss)``
-    works); ``mse.backward()`` returns dL/dpred = 2 * (pred - target) / M, times
-    ``grad_output`` when one is given. Only the difference is kept.
+    works); ``mse.backward()`` returns ``dL/dpred = 2 * (pred - target) / M``, times
+    ``grad_output`` when one is given (`functional.mse_backward`). Only the difference is
+    kept.
     """
 
     def forward(self, input: Array, target: Array) -> Array:
@@ -25,16 +26,11 @@ class MSELoss(Module):
         if input.dtype != target.dtype:
             raise TypeError(f"MSELoss: input dtype {input.dtype} and target dtype {target.dtype} "
                             "differ; cast one of them")
-        xp = get_array_module(input)
-        if get_array_module(target) is not xp:
+        if get_array_module(target) is not get_array_module(input):
             raise TypeError(f"MSELoss: input is on {backend_name(input)}, target on "
                             f"{backend_name(target)}; move one of them")
-        diff = input - target
-        self._cache = diff
-        return F.mean_square(diff)
+        loss, self._cache = F.mse_loss(input, target)
+        return loss
 
     def backward(self, grad_output: Array | float = 1.0) -> Array:
-        diff = self._pop_cache(grad_output)
-        if isinstance(grad_output, (int, float)):          # one pass over diff, not two
-            return diff * (2.0 / diff.size * grad_output)
-        return diff * (2.0 / diff.size) * grad_output
+        return F.mse_backward(self._pop_cache(grad_output), grad_output)

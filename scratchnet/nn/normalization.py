@@ -1,10 +1,10 @@
-"""BatchNorm2d with PyTorch's semantics; the math is in :mod:`scratchnet.functional`."""
+"""BatchNorm2d with PyTorch's semantics; the math is in `scratchnet.functional.norm`."""
 from __future__ import annotations
 
 from typing import Any
 
 from .. import functional as F
-from ..backend import ElementwiseOp, get_backend
+from ..backend import get_backend
 from ._checks import check_input, positive_int
 from .module import NO_CACHE, Module, Parameter, is_grad_enabled
 
@@ -27,8 +27,8 @@ class BatchNorm2d(Module):
     Training mode: y = (x - mean) / sqrt(var + eps) * weight + bias with the batch's mean and
     *biased* variance; then running = (1 - momentum) * running + momentum * batch statistic,
     using the *unbiased* variance var * M / (M - 1) (M = N*H*W). Eval mode uses the running
-    statistics. Backward (see ``functional.batch_norm_backward``) goes through the batch mean
-    and variance in training mode. Forward keeps xhat and 1/sqrt(var + eps).
+    statistics. Backward (`functional.batch_norm_backward`) goes through the batch mean and
+    variance in training mode. Forward keeps xhat and ``1/sqrt(var + eps)``.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
@@ -54,51 +54,34 @@ class BatchNorm2d(Module):
         check_input(self, x, f"(N, {self.num_features}, H, W)", ndim=4, dim=1,
                     size=self.num_features)
         N, _, H, W = x.shape
-        use_batch_stats = self.training or not self.track_running_stats
-        if use_batch_stats and self.training and N * H * W == 1:
+        batch_stats = self.training or not self.track_running_stats
+        if batch_stats and N * H * W == 1:                      # as PyTorch: var would be 0
             raise ValueError(f"{self!r}: expected more than 1 value per channel when training, "
                              f"got input of shape {tuple(x.shape)}")
         weight = None if self.weight is None else self.weight.data
         bias = None if self.bias is None else self.bias.data
-        if not use_batch_stats and not is_grad_enabled():      # inference: scale and shift
+        if not batch_stats and not is_grad_enabled():          # inference: scale and shift
             self._cache = NO_CACHE
             return F.batch_norm_inference(x, weight, bias, self.eps, self.running_mean,
                                           self.running_var)
-        if use_batch_stats:
-            y, xhat, inv_std, mean, var = F.batch_norm_forward(x, weight, bias, self.eps)
-            if self.training and self.track_running_stats:
-                self._update_running_stats(mean, var, N * H * W)
-        else:
-            y, xhat, inv_std, _, _ = F.batch_norm_forward(x, weight, bias, self.eps,
-                                                          self.running_mean, self.running_var)
-        self._cache = (xhat, inv_std, use_batch_stats)
+        fixed = () if batch_stats else (self.running_mean, self.running_var)
+        y, xhat, inv_std, mean, var = F.batch_norm_forward(x, weight, bias, self.eps, *fixed)
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked += 1
+            m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            F.batch_norm_update_stats(self.running_mean, self.running_var, mean, var, m, N * H * W)
+        self._cache = (xhat, inv_std, batch_stats)
         return y
-
-    def _update_running_stats(self, mean: Array, var: Array, M: int) -> None:
-        self.num_batches_tracked += 1
-        m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-        fused = _RUNNING_STATS.kernel(mean)
-        if fused is not None:                    # the four lines below in one kernel
-            fused(mean, var, 1 - m, m, m * M / (M - 1), self.running_mean, self.running_var)
-            return
-        self.running_mean *= 1 - m
-        self.running_mean += m * mean
-        self.running_var *= 1 - m
-        self.running_var += (m * M / (M - 1)) * var
 
     def backward(self, grad_output: Array) -> Array:
         xhat, inv_std, batch_stats = self._pop_cache(grad_output)
-        if self.weight is None:
-            return F.batch_norm_backward(grad_output, xhat, inv_std, None, batch_stats)[0]
-        return F.batch_norm_backward(grad_output, xhat, inv_std, self.weight.data, batch_stats,
-                                     add_to=(self.weight.grad, self.bias.grad))[0]
+        weight = None if self.weight is None else self.weight.data
+        dx, dw, db = F.batch_norm_backward(grad_output, xhat, inv_std, weight, batch_stats)
+        if self.weight is not None:
+            self.weight.grad += dw
+            self.bias.grad += db
+        return dx
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
-
-
-_RUNNING_STATS = ElementwiseOp(
-    "T mean, T var, T keep, T m, T var_scale", "T running_mean, T running_var",
-    "running_mean = running_mean * keep + m * mean; running_var = running_var * keep + var_scale * var",
-    "scratchnet_bn_running_stats")

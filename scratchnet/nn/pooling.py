@@ -1,7 +1,7 @@
 """MaxPool2d, AvgPool2d and nearest-neighbour Upsample (PyTorch's arguments and semantics).
 
 Pooling windows are receptive fields, so both poolings reuse the convolution's im2col/col2im
-(``functional.max_pool2d`` and friends): max pooling sends each gradient to its window's
+(`scratchnet.functional.pool`): max pooling sends each gradient to its window's
 maximum, average pooling spreads it evenly over the window.
 """
 from __future__ import annotations
@@ -107,14 +107,12 @@ class Upsample(Module):
 
     def forward(self, x: Array) -> Array:
         check_input(self, x, "(N, C, H, W)", ndim=4)
-        SH, SW = self.scale_factor
         self._cache = True
-        return x.repeat(SH, axis=2).repeat(SW, axis=3)
+        return F.upsample_nearest(x, self.scale_factor)
 
     def backward(self, grad_output: Array) -> Array:
         self._pop_cache(grad_output)
-        (SH, SW), (N, C, OH, OW) = self.scale_factor, grad_output.shape
-        return grad_output.reshape(N, C, OH // SH, SH, OW // SW, SW).sum(axis=(3, 5))
+        return F.upsample_nearest_backward(grad_output, self.scale_factor)
 
     def extra_repr(self) -> str:
         return f"scale_factor={self.scale_factor}, mode={self.mode!r}"

@@ -237,7 +237,7 @@ class ElementwiseKernel:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"ElementwiseKernel '{self.name}': the CuPy stand-in cannot run "
-                                  "CUDA C; run with scratchnet.backend.use_fused_kernels(False)")
+                                  "CUDA C; run with scratchnet.kernels.use_fused_kernels(False)")
 
 
 # --- memory pools -------------------------------------------------------------------------
