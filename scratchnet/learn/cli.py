@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
 from .. import cli
-from .exercises import EXERCISES
+from .exercises import EXERCISES, Exercise
 
 __all__ = ["main", "stub_files"]
 
@@ -25,10 +26,22 @@ class _UsageError(Exception):
 
 
 def stub_files() -> dict[str, str]:
-    """The exercise stubs shipped with the package: file name -> text, in exercise order."""
+    """The exercise stubs: file name -> text, in exercise order. Each is the stub shipped with
+    the package (``stubs/<name>.py``: the functions to write) under a header made from its row
+    of the table (what it asks, where it is explained, the op it replaces)."""
     folder = resources.files("scratchnet.learn").joinpath("stubs")
-    return {ex.file: folder.joinpath(ex.file).read_text(encoding="utf-8")
+    return {ex.file: _header(ex) + folder.joinpath(ex.file).read_text(encoding="utf-8")
             for ex in EXERCISES.values()}
+
+
+def _header(ex: Exercise) -> str:
+    where, functions = ex.library.split(": ")
+    head = f"Exercise `{ex.name}`: {ex.asks}."
+    text = (f"Explained in {ex.chapter}. What you write replaces the library's op of the same "
+            f"name ({functions}, in {where}): the gradient check and the capstone run your code "
+            "inside the library's own layers. Check it with:")
+    return "\n".join(['"""' + textwrap.fill(head, 95), "", textwrap.fill(text, 95),
+                      f"{PROG} check DIR {ex.name}", '"""', ""])
 
 
 def _list() -> int:

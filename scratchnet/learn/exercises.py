@@ -1,18 +1,14 @@
 """The exercises, as data: one row of `EXERCISES` per exercise.
 
-Each exercise replaces one or more *ops* of the library (`scratchnet.ops`) with the learner's
-own functions. A row says which (its ``signature``, written once: the stub's ``def`` and the
-library op's parameters must both match it, which the tests check), what it asks, where it is
-explained, the configurations it is graded on and the conditions that tell them apart, how
-to draw a configuration's inputs, the library layer that runs the learner's function for
-the gradient check, and the catalogue of mistakes: per returned tensor, what the diagnosis
-may know about it (its axes, the sizes that can be a missing factor, masks of shared pixels,
-...), and the known wrong answers, each a message and the formula that plants it.
-
-Everything else is derived from the row (`Exercise.cases`): the expected tensors are the
-library op's own results on the same inputs, ``run`` calls the learner's functions on copies
-of the inputs the signature names, and the gradient check runs the row's library layer inside
-``scratchnet.override`` with the learner's functions in place of the ops.
+A row replaces one or more ops of the library (`scratchnet.ops`) with the learner's functions:
+its signature (written once; the stub's ``def`` and the op's parameters must match it, which
+the tests check), what it asks, where it is explained, the configurations it is graded on and
+the conditions that tell them apart, how a configuration's inputs are drawn, the library layer
+that runs the learner's functions for the gradient check, and the catalogue of mistakes: per
+returned tensor, what the diagnosis may know about it, and the known wrong answers, each a
+message and the formula that plants it. From a row, `Exercise.cases` derives the expected
+tensors (the op's own results on the same inputs) and `Exercise.run` the call of the
+learner's functions (on copies of the inputs the signature names).
 """
 from __future__ import annotations
 
@@ -23,7 +19,7 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
+from types import SimpleNamespace as NS
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -33,114 +29,57 @@ from .. import models, nn, ops
 from ..random import init_rng, manual_seed
 from .diagnose import Context
 
-__all__ = ["Exercise", "Case", "Signature", "Tensor", "Mistake", "EXERCISES", "StructureError",
-           "invoke", "keep_init_rng", "learner_overrides"]
+__all__ = ["Exercise", "Case", "Signature", "Mistake", "EXERCISES", "StructureError", "invoke",
+           "keep_init_rng", "learner_overrides"]
 
 Fns = dict[str, Callable[..., Any]]
-NS = SimpleNamespace                 # a configuration and its inputs, by name: ``a.gy``, ``a.N``
+Formula = Callable[[NS], Any]          # of a case's namespace: its configuration and inputs
 
 
 class StructureError(Exception):
     """A learner's function returned the wrong kind of value (not a tuple, too few values)."""
 
 
-# --- signatures --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Signature:
-    """``name(p1, p2, p3=default) -> (out1, out2)`` or ``-> out``, parsed."""
+    """``name(p1, p2=default) -> (out1, out2)``, parsed."""
     name: str
     params: tuple[str, ...]
-    defaults: tuple[tuple[str, Any], ...]
+    defaults: dict[str, Any]
     outputs: tuple[str, ...]
     text: str
 
     @classmethod
     def parse(cls, text: str) -> "Signature":
-        m = re.fullmatch(r"\s*(\w+)\((.*)\)\s*->\s*\(?([\w, ]+?)\)?\s*", text)
-        if m is None:
-            raise ValueError(f"not a signature: {text!r}")
-        name, params, outputs = m.groups()
-        fn = {}
-        exec(f"def {name}({params}): pass", {}, fn)          # noqa: S102 (our own table)
-        sig = inspect.signature(fn[name])
-        defaults = tuple((p.name, p.default) for p in sig.parameters.values()
-                         if p.default is not inspect.Parameter.empty)
-        return cls(name, tuple(sig.parameters), defaults,
-                   tuple(o.strip() for o in outputs.split(",")), text.strip())
+        name, params, outputs = re.fullmatch(r"\s*(\w+)\((.*)\) -> \(?([\w, ]+?)\)?\s*", text).groups()
+        names, defaults = [], {}
+        for p in params.split(", "):
+            key, _, default = p.partition("=")
+            names.append(key)
+            if default:
+                defaults[key] = eval(default)              # noqa: S307 (our own table)
+        return cls(name, tuple(names), defaults, tuple(outputs.split(", ")), text.strip())
 
     def matches(self, fn: Callable[..., Any]) -> bool:
-        """True when ``fn`` takes exactly these parameters (names, order, defaults)."""
-        params = inspect.signature(fn).parameters.values()
-        return (tuple(p.name for p in params) == self.params and
-                tuple((p.name, p.default) for p in params
-                      if p.default is not inspect.Parameter.empty) == self.defaults)
-
-
-# --- the catalogue of mistakes ---------------------------------------------------------------------
-Formula = Callable[[NS], Any]
-
-
-def always(a: NS) -> bool:
-    return True
-
-
-Text = str | Callable[[NS], str]          # a message, or one that quotes the case's sizes
-
-
-def _text(message: Text, a: NS) -> str:
-    return message(a) if callable(message) else message
+        """``fn`` takes exactly these parameters, in this order, with these defaults."""
+        ps = inspect.signature(fn).parameters.values()
+        return (tuple(p.name for p in ps) == self.params and self.defaults ==
+                {p.name: p.default for p in ps if p.default is not inspect.Parameter.empty})
 
 
 @dataclass(frozen=True)
 class Mistake:
-    """A known wrong answer for one returned tensor: what it means, and how to plant it."""
+    """A known wrong answer of one returned tensor: what it means (a string, or a formula of
+    one that quotes the case's sizes), and the formula that plants it, where ``when`` holds."""
     tensor: str
-    message: Text
+    message: str | Callable[[NS], str]
     formula: Formula
-    when: Callable[[NS], bool] = always
+    when: Callable[[NS], bool] = lambda a: True
 
 
-@dataclass(frozen=True)
-class Tensor:
-    """What the diagnosis may know about one returned tensor (see `diagnose.Context`).
-
-    Attributes:
-        axes: a name per axis; empty: named from the rank (N, C, H, W ...).
-        sizes: (name, formula, meaning) of sizes that may be a missing or extra factor.
-        image: an image-shaped tensor: its axes 2 and 3 are spatial.
-        padded: with ``image``, the padding ``a.p`` reaches its border.
-        flip: axes whose reversal is a recognisable mistake.
-        masks: (message, formula of a boolean array): "every wrong entry is in this mask".
-        factors: per-slice factors (name, axis, values), a formula.
-        shapes: (formula of a shape, message, when): a wrong shape with a known cause.
-    """
-    axes: tuple[str, ...] = ()
-    sizes: tuple[tuple[str, Formula, str], ...] = ()
-    image: bool = False
-    padded: bool = True
-    flip: tuple[int, ...] = ()
-    masks: tuple[tuple[str, Formula], ...] = ()
-    factors: Formula | None = None
-    shapes: tuple[tuple[Formula, Text, Callable[[NS], bool]], ...] = ()
-
-    def context(self, a: NS, ndim: int, alternatives: list[tuple[str, Any]]) -> Context:
-        return Context(
-            axes=self.axes or _axes(ndim),
-            sizes=tuple((name, f(a), meaning) for name, f, meaning in self.sizes),
-            spatial=(2, 3) if self.image else None,
-            padding=a.p if self.image and self.padded else (0, 0),
-            flip_axes=self.flip,
-            masks=tuple((words, f(a)) for words, f in self.masks),
-            alternatives=tuple(alternatives),
-            factors=self.factors(a) if self.factors else (),
-            shapes=tuple((f(a), _text(words, a)) for f, words, when in self.shapes if when(a)))
-
-
-# --- a configuration ---------------------------------------------------------------------------------
 @dataclass
 class Case:
-    """One configuration of one exercise: its inputs, the library's answers, and what the
-    diagnosis may know about each tensor."""
+    """One configuration: its inputs, the library's answers, what the diagnosis may know."""
     describe: str
     features: dict[str, Any]
     inputs: NS
@@ -150,30 +89,13 @@ class Case:
 
 @dataclass(frozen=True)
 class Exercise:
-    """One row of the table: an exercise, its grading and its catalogue of mistakes.
+    """One row of the table.
 
-    Attributes:
-        name: the exercise (and its stub's file name).
-        signature: the function(s) to write, as ``f(a, b) -> (x, y)``; several joined by
-            ``; ``. Each function's name is the op it replaces.
-        asks: what to write, in one sentence.
-        chapter: where it is explained.
-        configs: the configurations (shapes, strides, modes), each a dict.
-        draw: ``draw(a, rng)`` returns a configuration's inputs (every argument the signature
-            names, and any array the layer or a formula needs) as a dict, or a list of dicts
-            for several cases (consecutive optimiser steps).
-        describe: ``describe(a)``, a configuration in words.
-        tensors: per returned tensor, what the diagnosis may know about it.
-        mistakes: the known wrong answers.
-        layer: ``layer(a)`` returns (a library module, its inputs) for the gradient check:
-            the module runs the learner's functions in place of the ops; None: no check.
-        gradcheck: keyword arguments for ``scratchnet.gradcheck``.
-        conditions: (words, test of the features, hint): what may separate the failing
-            configurations from the passing ones.
-        views: a returned tensor compared as another: ``{"param": ("param update", f)}``
-            compares ``f(param, a)``.
-        check_inplace: fail a function that changes its arguments in place.
-        checked_by: how an exercise without a gradient check is checked instead.
+    ``draw(a, rng)`` returns a configuration's inputs as a dict (a list of dicts for several
+    cases); ``tensors`` gives, per returned tensor, ``Context`` fields as values or formulas
+    (``sizes`` as (name, formula, meaning), ``masks`` as (message, formula)); ``layer(a)``
+    returns the library module and its inputs for the gradient check (None: no check);
+    ``views`` compares a returned tensor as another (Adam's parameter as its update).
     """
     name: str
     signature: str
@@ -182,7 +104,7 @@ class Exercise:
     configs: tuple[dict[str, Any], ...]
     draw: Callable[[NS, np.random.Generator], dict[str, Any] | list[dict[str, Any]]]
     describe: Callable[[NS], str]
-    tensors: dict[str, Tensor]
+    tensors: dict[str, dict[str, Any]]
     mistakes: tuple[Mistake, ...] = ()
     layer: Callable[[NS], tuple[nn.Module, tuple[Any, ...]]] | None = None
     gradcheck: dict[str, Any] = field(default_factory=dict)
@@ -193,7 +115,7 @@ class Exercise:
 
     @property
     def signatures(self) -> tuple[Signature, ...]:
-        return tuple(Signature.parse(s) for s in self.signature.split(";"))
+        return tuple(Signature.parse(s) for s in self.signature.split("; "))
 
     @property
     def functions(self) -> tuple[str, ...]:
@@ -206,9 +128,9 @@ class Exercise:
     @property
     def library(self) -> str:
         """Where the ops it replaces live: ``scratchnet/functional/linear.py: linear_backward``."""
-        module = inspect.getmodule(ops.reference(self.functions[0]))
-        path = Path(module.__file__).relative_to(Path(inspect.getfile(ops)).parents[1])
-        return f"{path.as_posix()}: {', '.join(self.functions)}"
+        path = Path(inspect.getfile(ops.reference(self.functions[0])))
+        return f"{path.relative_to(Path(ops.__file__).parents[1]).as_posix()}: " \
+               f"{', '.join(self.functions)}"
 
     def cases(self) -> Iterator[Case]:
         """Every configuration's cases, from a seed fixed per exercise and configuration."""
@@ -221,18 +143,20 @@ class Exercise:
             yield from cases
 
     def _case(self, cfg: dict[str, Any], a: NS) -> Case:
-        expected: dict[str, np.ndarray] = {}
+        expected, contexts = {}, {}
         for sig in self.signatures:
-            args = [_copy(getattr(a, p)) for p in sig.params]
-            value = ops.reference(sig.name)(*args)
+            value = ops.reference(sig.name)(*(_copy(getattr(a, p)) for p in sig.params))
             values = (value,) if len(sig.outputs) == 1 else value
-            for name, v in zip(sig.outputs, values):
-                expected.update([self._view(name, np.asarray(v), a)])
-        contexts = {}
+            expected.update(self._view(n, np.asarray(v), a) for n, v in zip(sig.outputs, values))
         for name, value in expected.items():
-            alternatives = [(_text(m.message, a), np.asarray(m.formula(a), dtype="float64"))
-                            for m in self.mistakes if m.tensor == name and m.when(a)]
-            contexts[name] = self.tensors.get(name, Tensor()).context(a, value.ndim, alternatives)
+            spec = {k: v(a) if callable(v) else v for k, v in self.tensors.get(name, {}).items()}
+            spec["sizes"] = tuple((n, f(a), m) for n, f, m in spec.get("sizes", ()))
+            spec["masks"] = tuple((m, f(a)) for m, f in spec.get("masks", ()))
+            spec.setdefault("axes", _axes(value.ndim))
+            contexts[name] = Context(**spec, alternatives=tuple(
+                (m.message(a) if callable(m.message) else m.message,
+                 np.asarray(m.formula(a), dtype="float64"))
+                for m in self.mistakes if m.tensor == name and m.when(a)))
         features = {**cfg, **getattr(a, "features", {})}
         return Case(self.describe(a), features, a, expected, contexts)
 
@@ -240,12 +164,12 @@ class Exercise:
         if name not in self.views:
             return name, value
         shown, f = self.views[name]
-        ok = hasattr(value, "shape") and tuple(value.shape) == tuple(np.shape(getattr(a, name)))
+        ok = getattr(value, "shape", None) == np.shape(getattr(a, name))
         return shown, (f(np.asarray(value, dtype="float64"), a) if ok else value)
 
     def run(self, fns: Fns, case: Case) -> tuple[dict[str, Any], list[str]]:
         """The learner's functions on copies of the case's inputs: (outputs by name, the
-        arguments changed in place)."""
+        arguments they changed in place)."""
         outputs: dict[str, Any] = {}
         changed: list[str] = []
         for sig in self.signatures:
@@ -256,8 +180,8 @@ class Exercise:
         return outputs, changed
 
     def gradcheck_module(self, case: Case) -> tuple[nn.Module, tuple[Any, ...]]:
-        """The library layer of the gradient check and its inputs, built with the case's
-        weights (run it inside `learner_overrides`)."""
+        """The library module of the gradient check, with the case's weights, and its inputs
+        (run it inside `learner_overrides`)."""
         with keep_init_rng():
             return self.layer(case.inputs)
 
@@ -273,7 +197,7 @@ def keep_init_rng() -> Iterator[None]:
         bit_generator.state = state
 
 
-# --- calling the learner -------------------------------------------------------------------
+# --- calling the learner -----------------------------------------------------------------------
 def _copy(a: Any) -> Any:
     return np.array(a, copy=True) if isinstance(a, np.ndarray) else a
 
@@ -291,15 +215,9 @@ def invoke(fn: Callable[..., Any], args: tuple[Any, ...], names: tuple[str, ...]
     """
     copies = tuple(_copy(a) for a in args)
     value = fn(*copies)
-    changed = []
-    if check_inplace:
-        changed = [n for n, a, c in zip(names, args, copies)
-                   if isinstance(a, np.ndarray) and not np.array_equal(a, c, equal_nan=True)]
+    changed = [n for n, a, c in zip(names, args, copies) if check_inplace and
+               isinstance(a, np.ndarray) and not np.array_equal(a, c, equal_nan=True)]
     return dict(zip(outputs, _structure(value, outputs, fn))), changed
-
-
-def _fn_name(fn: Callable[..., Any]) -> str:
-    return getattr(fn, "__name__", None) or "the function"
 
 
 def _structure(value: Any, outputs: tuple[str, ...], fn: Callable[..., Any]) -> tuple[Any, ...]:
@@ -310,29 +228,24 @@ def _structure(value: Any, outputs: tuple[str, ...], fn: Callable[..., Any]) -> 
         got = ("None (a missing `return`?)" if value is None
                else f"{len(value)} values" if isinstance(value, (tuple, list))
                else f"a single {type(value).__name__}")
-        raise StructureError(f"{_fn_name(fn)} returned {got}; expected a tuple "
-                             f"({', '.join(outputs)})")
+        raise StructureError(f"{getattr(fn, '__name__', 'the function')} returned {got}; "
+                             f"expected a tuple ({', '.join(outputs)})")
     return tuple(value)
 
 
 def _checked(fn: Callable[..., Any], sig: Signature) -> Callable[..., Any]:
-    """``fn`` as the library calls it: its results checked for their structure (a one-line
-    StructureError naming the function), and array results in another floating dtype cast to
-    that of the first floating array argument (a float64 constant in a float32 run)."""
-    def call(*args: Any) -> Any:
-        like = next((a for a in args if getattr(a, "dtype", None) is not None
-                     and a.dtype.kind == "f"), None)
-        results = []
-        for name, v in zip(sig.outputs, _structure(fn(*args), sig.outputs, fn)):
-            if v is None and len(sig.outputs) == 1:
-                raise StructureError(f"{_fn_name(fn)} returned None for {name} (a missing "
-                                     "`return`?)")
-            if like is not None and getattr(v, "dtype", like.dtype) != like.dtype \
-                    and v.dtype.kind == "f":
-                v = v.astype(like.dtype)
-            results.append(v)
-        return results[0] if len(sig.outputs) == 1 else tuple(results)
-    call.__name__ = _fn_name(fn)
+    """``fn`` as the library calls it: its results' structure checked (a StructureError that
+    names it), and arrays of another floating dtype cast to that of its first floating array
+    argument (a float64 constant in a float32 run)."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        like = next((a.dtype for a in args if getattr(a, "dtype", np.dtype(int)).kind == "f"), None)
+        value = fn(*args, **kwargs)
+        if value is None:
+            raise StructureError(f"{fn.__name__} returned None (a missing `return`?)")
+        out = [v.astype(like) if like is not None and getattr(v, "dtype", like) != like
+               and v.dtype.kind == "f" else v for v in _structure(value, sig.outputs, fn)]
+        return out[0] if len(out) == 1 else tuple(out)
+    call.__name__ = getattr(fn, "__name__", sig.name)
     return call
 
 
@@ -343,7 +256,7 @@ def learner_overrides(exercises: list[Exercise], fns: Fns) -> contextlib.Abstrac
                            for ex in exercises for s in ex.signatures})
 
 
-# --- inputs and formulas -----------------------------------------------------------------------
+# --- inputs and formulas -------------------------------------------------------------------------
 def _normal(rng: np.random.Generator, *shape: int) -> np.ndarray:
     return rng.standard_normal(shape)
 
@@ -352,11 +265,6 @@ def _distinct(rng: np.random.Generator, *shape: int) -> np.ndarray:
     """Values at least 4/size apart: no ties and no kink within gradcheck's step."""
     n = math.prod(shape)
     return (rng.permutation(n).reshape(shape) + 0.5 * rng.random(shape)) * (4.0 / n) - 2.0
-
-
-def _away_from_zero(rng: np.random.Generator, *shape: int) -> np.ndarray:
-    x = rng.standard_normal(shape)
-    return np.sign(x) * (np.abs(x) + 0.05)
 
 
 def _axes(ndim: int) -> tuple[str, ...]:
@@ -368,13 +276,12 @@ def _pair(p: tuple[int, int]) -> str:
     return f"{p[0]}" if p[0] == p[1] else f"({p[0]}, {p[1]})"
 
 
-def _with_params(layer: nn.Module, **values: np.ndarray) -> nn.Module:
-    """The layer, in float64, with the given parameters and buffers (copies)."""
+def _with(layer: nn.Module, **values: np.ndarray) -> nn.Module:
+    """The layer in float64, with copies of the given parameters and buffers."""
     layer.to(dtype="float64")
     for name, value in values.items():
-        target = getattr(layer, name)
-        if isinstance(target, nn.Parameter):
-            target.data = value.copy()
+        if isinstance(getattr(layer, name), nn.Parameter):
+            getattr(layer, name).data = value.copy()
         else:
             setattr(layer, name, value.copy())
     return layer
@@ -387,9 +294,10 @@ def _only_sample(g: np.ndarray, n: int) -> np.ndarray:
 
 
 def _sample_mistakes(tensor: str, f: Callable[[NS, np.ndarray], Any]) -> tuple[Mistake, ...]:
-    """Known wrong answers of a sum over the batch: one sample's contribution only (``f(a, g)``
-    is the right formula with the upstream gradient ``g`` in place of ``a.gy``)."""
-    several = lambda a: a.gy.shape[0] > 1                      # noqa: E731
+    """A sum over the batch with one sample's contribution only (``f(a, g)``: the right formula
+    with the upstream gradient ``g`` in place of ``a.gy``)."""
+    def several(a: NS) -> bool:
+        return a.gy.shape[0] > 1
     return (Mistake(tensor, "yours is the contribution of the last sample only: each sample's "
                     "contribution must be added (+=), not assigned (=), or use one product over "
                     "the whole batch", lambda a: f(a, _only_sample(a.gy, a.gy.shape[0] - 1)),
@@ -400,70 +308,70 @@ def _sample_mistakes(tensor: str, f: Callable[[NS, np.ndarray], Any]) -> tuple[M
 
 
 BATCH = ("N", lambda a: a.gy.shape[0], "the batch size")
-
-
-def _shared_pixels(col_shape: tuple[int, ...], stride: tuple[int, int],
-                   padding: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
-    """Pixels covered by more than one window (where contributions must add up)."""
-    return np.asarray(F.col2im(np.ones(col_shape), stride, padding, size)) > 1
-
-
 _NO_STRIDE = ("yours places the windows as if the stride were 1: window (oh, ow) starts at row "
               "oh*SH - PH and column ow*SW - PW")
 _SHARED = ("yours is wrong only on pixels covered by more than one window: contributions from "
            "overlapping windows must be added (+=), not assigned (=)")
 
 
+def _shared(a: NS, col_shape: tuple[int, ...]) -> np.ndarray:
+    """Pixels covered by more than one window (where contributions must add up)."""
+    return np.asarray(F.col2im(np.ones(col_shape), a.s, a.p, a.size)) > 1
+
+
 def _strided(a: NS) -> bool:
     return max(a.s) > 1
 
 
-# --- linear, relu, sigmoid, mse ----------------------------------------------------------------
-def _draw_linear(a: NS, rng: np.random.Generator) -> dict[str, Any]:
-    x, gy = _normal(rng, a.N, a.I), _normal(rng, a.N, a.O)
-    return dict(x=x, gy=gy, weight=_normal(rng, a.O, a.I), bias=_normal(rng, a.O))
+def _image(**spec: Any) -> dict[str, Any]:
+    """An image-shaped tensor: axes N, C, H, W, the last two spatial, the padding ``a.p``."""
+    return {"axes": ("N", "C", "H", "W"), "spatial": (2, 3), "padding": lambda a: a.p, **spec}
 
 
+# --- linear, relu, sigmoid, mse ------------------------------------------------------------------
 LINEAR = Exercise(
     "linear", "linear_backward(gy, x, weight) -> (dx, dweight, dbias)",
     "the backward pass of a fully connected layer y = x @ weight.T + bias",
     "docs/learn/01-chain.md",
     (dict(N=3, I=4, O=5), dict(N=1, I=3, O=2), dict(N=4, I=3, O=3), dict(N=2, I=5, O=5)),
-    _draw_linear, lambda a: f"x {a.x.shape}, weight {a.weight.shape}",
-    {"dx": Tensor(("N", "in"), (BATCH,)), "dweight": Tensor(("out", "in"), (BATCH,)),
-     "dbias": Tensor(("out",), (BATCH,))},
-    (Mistake("dx", "yours multiplies gy by weight transposed: weight is (out, in), so "
-             "dx = gy @ weight", lambda a: a.gy @ a.weight.T, lambda a: a.I == a.O),
+    lambda a, r: dict(x=_normal(r, a.N, a.I), gy=_normal(r, a.N, a.O), weight=_normal(r, a.O, a.I),
+                      bias=_normal(r, a.O)),
+    lambda a: f"x {a.x.shape}, weight {a.weight.shape}",
+    {"dx": dict(axes=("N", "in"), sizes=(BATCH,)), "dweight": dict(axes=("out", "in"), sizes=(BATCH,)),
+     "dbias": dict(axes=("out",), sizes=(BATCH,))},
+    (Mistake("dx", "yours multiplies gy by weight transposed: weight is (out, in), so dx = gy @ "
+             "weight", lambda a: a.gy @ a.weight.T, lambda a: a.I == a.O),
      *_sample_mistakes("dweight", lambda a, g: g.T @ a.x),
      *_sample_mistakes("dbias", lambda a, g: g.sum(axis=0))),
-    layer=lambda a: (_with_params(nn.Linear(a.I, a.O), weight=a.weight, bias=a.bias), (a.x,)),
+    layer=lambda a: (_with(nn.Linear(a.I, a.O), weight=a.weight, bias=a.bias), (a.x,)),
     conditions=(("batch > 1", lambda c: c["N"] > 1,
                  "the sum over the batch: every sample adds its own contribution"),
                 ("in == out", lambda c: c["I"] == c["O"],
                  "a transpose that only goes unnoticed in shape when the weight is square")))
 
 
-def _draw_elementwise(a: NS, rng: np.random.Generator) -> dict[str, Any]:
-    if a.kind == "relu":
-        x = _away_from_zero(rng, *a.shape)
-        return dict(x=x, gy=_normal(rng, *a.shape))
-    x = 3 * _normal(rng, *a.shape)
-    return dict(x=x, gy=_normal(rng, *a.shape), y=np.asarray(F.sigmoid(x)))
+def _away_from_zero(r: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    x = r.standard_normal(shape)
+    return np.sign(x) * (np.abs(x) + 0.05)
 
 
 RELU = Exercise(
     "relu", "relu_backward(gy, x) -> dx", "the backward pass of ReLU, y = max(x, 0)",
     "docs/learn/01-chain.md, docs/learn/05-elementwise-and-pooling.md",
-    (dict(kind="relu", shape=(2, 3, 4, 5)), dict(kind="relu", shape=(5, 7)),
-     dict(kind="relu", shape=(1, 2, 3, 3))),
-    _draw_elementwise, lambda a: f"x {a.x.shape}", {"dx": Tensor()},
+    (dict(shape=(2, 3, 4, 5)), dict(shape=(5, 7)), dict(shape=(1, 2, 3, 3))),
+    lambda a, r: dict(x=_away_from_zero(r, a.shape), gy=_normal(r, *a.shape)),
+    lambda a: f"x {a.x.shape}", {},
     (Mistake("dx", "yours is the mask [x > 0] itself: multiply gy by it", lambda a: a.x > 0),
      Mistake("dx", "yours is gy unchanged: the mask [x > 0] is missing", lambda a: a.gy),
-     Mistake("dx", "yours is gy * x where x > 0: the derivative of max(x, 0) is 1 there (a "
-             "step), not x", lambda a: a.gy * a.x * (a.x > 0)),
-     Mistake("dx", "yours keeps gy where x <= 0: the mask is inverted",
-             lambda a: a.gy * (a.x <= 0))),
+     Mistake("dx", "yours is gy * x where x > 0: the derivative of max(x, 0) is 1 there (a step), "
+             "not x", lambda a: a.gy * a.x * (a.x > 0)),
+     Mistake("dx", "yours keeps gy where x <= 0: the mask is inverted", lambda a: a.gy * (a.x <= 0))),
     layer=lambda a: (nn.ReLU(), (a.x,)))
+
+
+def _draw_sigmoid(a: NS, r: np.random.Generator) -> dict[str, Any]:
+    x = 3 * _normal(r, *a.shape)
+    return dict(x=x, gy=_normal(r, *a.shape), y=np.asarray(F.sigmoid(x)))
 
 
 def _sigmoid_again(a: NS) -> np.ndarray:
@@ -474,23 +382,21 @@ def _sigmoid_again(a: NS) -> np.ndarray:
 SIGMOID = Exercise(
     "sigmoid", "sigmoid_backward(gy, y) -> dx", "the backward pass of the sigmoid, from its output y",
     "docs/learn/05-elementwise-and-pooling.md",
-    (dict(kind="sigmoid", shape=(2, 3, 4, 4)), dict(kind="sigmoid", shape=(6, 5)),
-     dict(kind="sigmoid", shape=(1, 1, 5, 5))),
-    _draw_elementwise, lambda a: f"x {a.x.shape}", {"dx": Tensor()},
-    (Mistake("dx", "yours applies the sigmoid to y again: the layer keeps its output y = "
-             "sigmoid(x), so the derivative is y * (1 - y) as it stands", _sigmoid_again),
-     Mistake("dx", "yours is y * (1 - y) alone: multiply it by gy, the gradient arriving from "
-             "above", lambda a: a.y * (1 - a.y)),
+    (dict(shape=(2, 3, 4, 4)), dict(shape=(6, 5)), dict(shape=(1, 1, 5, 5))),
+    _draw_sigmoid, lambda a: f"x {a.x.shape}", {},
+    (Mistake("dx", "yours applies the sigmoid to y again: the layer keeps its output y = sigmoid(x), "
+             "so the derivative is y * (1 - y) as it stands", _sigmoid_again),
+     Mistake("dx", "yours is y * (1 - y) alone: multiply it by gy, the gradient arriving from above",
+             lambda a: a.y * (1 - a.y)),
      Mistake("dx", "the factor (1 - y) is missing: dy/dx = y * (1 - y)", lambda a: a.gy * a.y),
-     Mistake("dx", "the factor y is missing: dy/dx = y * (1 - y)",
-             lambda a: a.gy * (1 - a.y))),
+     Mistake("dx", "the factor y is missing: dy/dx = y * (1 - y)", lambda a: a.gy * (1 - a.y))),
     layer=lambda a: (nn.Sigmoid(), (a.x,)))
 
 
-def _draw_mse(a: NS, rng: np.random.Generator) -> dict[str, Any]:
-    pred, target = _normal(rng, *a.shape), _normal(rng, *a.shape)
-    return dict(pred=pred, target=target, diff=pred - target,
-                grad_output=float(0.5 + rng.random()), features=dict(N=a.shape[0]))
+def _draw_mse(a: NS, r: np.random.Generator) -> dict[str, Any]:
+    pred, target = _normal(r, *a.shape), _normal(r, *a.shape)
+    return dict(pred=pred, target=target, diff=pred - target, grad_output=float(0.5 + r.random()),
+                N=a.shape[0], M=pred.size, features=dict(N=a.shape[0]))
 
 
 MSE = Exercise(
@@ -499,15 +405,13 @@ MSE = Exercise(
     "docs/learn/01-chain.md",
     (dict(shape=(2, 3, 4, 4)), dict(shape=(3, 7)), dict(shape=(1, 1, 5, 5))),
     _draw_mse, lambda a: f"pred {a.pred.shape}, grad_output {a.grad_output:.4g}",
-    {"dpred": Tensor(sizes=(("M", lambda a: a.diff.size, "the number of entries of pred, over "
-                             "which the mean is taken"),
-                            ("N", lambda a: a.shape[0], "the batch size")))},
+    {"dpred": dict(sizes=(("M", lambda a: a.M, "the number of entries of pred, over which the "
+                           "mean is taken"), ("N", lambda a: a.N, "the batch size")))},
     (Mistake("dpred", lambda a: f"yours divides by N, the batch size; the mean is over all M = "
-             f"{a.diff.size} entries of pred, so divide by M",
-             lambda a: 2 * a.diff * a.grad_output / a.shape[0], lambda a: a.shape[0] > 1),
-     Mistake("dpred", lambda a: f"yours leaves out grad_output (dL/dloss, here "
-             f"{a.grad_output:.4g}): multiply by it; it is 1.0 only at the end of the chain",
-             lambda a: 2 * a.diff / a.diff.size)),
+             f"{a.M} entries of pred, so divide by M",
+             lambda a: 2 * a.diff * a.grad_output / a.N, lambda a: a.N > 1),
+     Mistake("dpred", lambda a: f"yours leaves out grad_output (dL/dloss, here {a.grad_output:.4g}): "
+             "multiply by it; it is 1.0 only at the end of the chain", lambda a: 2 * a.diff / a.M)),
     layer=lambda a: (nn.MSELoss(), (a.pred, a.target)))
 
 
@@ -535,27 +439,24 @@ _CONV_CONDITIONS = (
 )
 
 
-def _draw_conv(a: NS, rng: np.random.Generator) -> dict[str, Any]:
-    x, weight, bias = _normal(rng, a.N, a.C, a.H, a.W), _normal(rng, a.OC, a.C, *a.k), _normal(rng, a.OC)
-    y, col = F.conv2d(x, weight, bias, a.s, a.p)
-    gy = _normal(rng, *y.shape)
-    inputs = dict(x=x, weight=weight, bias=bias, col=np.ascontiguousarray(col), gy=gy,
-                  size=(a.H, a.W), stride=a.s, padding=a.p)
-    if a.kind == "col2im":
-        inputs["col"] = _normal(rng, *col.shape)
-    return inputs
+def _conv_exercise(name: str, signature: str, asks: str, own_col: bool = False, **row: Any
+                   ) -> Exercise:
+    """A row graded on the convolution's configurations, gradchecked through nn.Conv2d."""
+    def draw(a: NS, r: np.random.Generator) -> dict[str, Any]:
+        x, weight, bias = _normal(r, a.N, a.C, a.H, a.W), _normal(r, a.OC, a.C, *a.k), _normal(r, a.OC)
+        y, col = F.conv2d(x, weight, bias, a.s, a.p)
+        gy = _normal(r, *y.shape)
+        return dict(x=x, weight=weight, bias=bias, gy=gy, size=(a.H, a.W), stride=a.s, padding=a.p,
+                    col=_normal(r, *col.shape) if own_col else np.ascontiguousarray(col))
+    return Exercise(
+        name, signature, asks, "docs/learn/03-convolution.md", _CONV_CONFIGS, draw,
+        row.pop("describe", lambda a: f"x {a.x.shape}, kernel {_pair(a.k)}, stride {_pair(a.s)}, "
+                                      f"padding {_pair(a.p)}"),
+        layer=lambda a: (_with(nn.Conv2d(a.C, a.OC, a.k, a.s, a.p), weight=a.weight, bias=a.bias),
+                         (a.x,)), conditions=_CONV_CONDITIONS, **row)
 
 
-def _conv_layer(a: NS) -> tuple[nn.Module, tuple[Any, ...]]:
-    return _with_params(nn.Conv2d(a.C, a.OC, a.k, a.s, a.p), weight=a.weight, bias=a.bias), (a.x,)
-
-
-def _describe_conv(a: NS) -> str:
-    return f"x {a.x.shape}, kernel {_pair(a.k)}, stride {_pair(a.s)}, padding {_pair(a.p)}"
-
-
-_IMAGE = Tensor(("N", "C", "H", "W"), (BATCH,), image=True,
-                masks=((_SHARED, lambda a: _shared_pixels(a.col.shape, a.s, a.p, a.size)),))
+_CONV_IMAGE = _image(sizes=(BATCH,), masks=((_SHARED, lambda a: _shared(a, a.col.shape)),))
 
 
 def _grad_input(a: NS, weight: np.ndarray | None = None, stride: tuple[int, int] | None = None
@@ -564,52 +465,38 @@ def _grad_input(a: NS, weight: np.ndarray | None = None, stride: tuple[int, int]
     return np.asarray(F.conv2d_grad_input(a.gy, w, a.size, stride or a.s, a.p))
 
 
-CONV2D_GRAD_WEIGHT = Exercise(
+CONV2D_GRAD_WEIGHT = _conv_exercise(
     "conv2d_grad_weight", "conv2d_grad_weight(gy, col) -> dweight",
     "the weight gradient of a convolution from its im2col matrix",
-    "docs/learn/03-convolution.md",
-    tuple(dict(c, kind="grad_weight") for c in _CONV_CONFIGS), _draw_conv, _describe_conv,
-    {"dweight": Tensor(("OC", "C", "KH", "KW"), (BATCH, ("OH*OW", lambda a: a.gy.shape[2] *
-                       a.gy.shape[3], "the number of output positions")), flip=(2, 3))},
-    _sample_mistakes("dweight", lambda a, g: F.conv2d_grad_weight(g, a.col)),
-    layer=_conv_layer, conditions=_CONV_CONDITIONS)
+    tensors={"dweight": dict(axes=("OC", "C", "KH", "KW"), flip_axes=(2, 3), sizes=(
+        BATCH, ("OH*OW", lambda a: a.gy.shape[2] * a.gy.shape[3], "the number of output positions")))},
+    mistakes=_sample_mistakes("dweight", lambda a, g: F.conv2d_grad_weight(g, a.col)))
 
-CONV2D_GRAD_INPUT = Exercise(
+CONV2D_GRAD_INPUT = _conv_exercise(
     "conv2d_grad_input", "conv2d_grad_input(gy, weight, size, stride, padding) -> dx",
-    "the input gradient of a convolution", "docs/learn/03-convolution.md",
-    tuple(dict(c, kind="grad_input") for c in _CONV_CONFIGS), _draw_conv, _describe_conv,
-    {"dx": _IMAGE},
-    (Mistake("dx", "yours equals the right answer computed with the kernel rotated by 180 "
-             "degrees: written as a full correlation of gy, dx needs the kernel rotated; yours "
-             "rotates it where it should not, or not where it should",
-             lambda a: _grad_input(a, a.weight[:, :, ::-1, ::-1])),
-     Mistake("dx", _NO_STRIDE, lambda a: _grad_input(a, stride=(1, 1)), _strided),
-     Mistake("dx", "yours uses weight with its OC and C axes exchanged: dx sums over the output "
-             "channels OC, weight is (OC, C, KH, KW)",
-             lambda a: _grad_input(a, a.weight.transpose(1, 0, 2, 3)), lambda a: a.C == a.OC)),
-    layer=_conv_layer, conditions=_CONV_CONDITIONS)
+    "the input gradient of a convolution", tensors={"dx": _CONV_IMAGE},
+    mistakes=(
+        Mistake("dx", "yours equals the right answer computed with the kernel rotated by 180 "
+                "degrees: written as a full correlation of gy, dx needs the kernel rotated; yours "
+                "rotates it where it should not, or not where it should",
+                lambda a: _grad_input(a, a.weight[:, :, ::-1, ::-1])),
+        Mistake("dx", _NO_STRIDE, lambda a: _grad_input(a, stride=(1, 1)), _strided),
+        Mistake("dx", "yours uses weight with its OC and C axes exchanged: dx sums over the output "
+                "channels OC, weight is (OC, C, KH, KW)",
+                lambda a: _grad_input(a, a.weight.transpose(1, 0, 2, 3)), lambda a: a.C == a.OC)))
 
-COL2IM = Exercise(
+COL2IM = _conv_exercise(
     "col2im", "col2im(col, stride, padding, size) -> x",
-    "the adjoint of im2col: add every column entry back onto its pixel",
-    "docs/learn/03-convolution.md",
-    tuple(dict(c, kind="col2im") for c in _CONV_CONFIGS), _draw_conv,
-    lambda a: f"col {a.col.shape}, stride {_pair(a.s)}, padding {_pair(a.p)}, size {a.size}",
-    {"x": _IMAGE},
-    (Mistake("x", _NO_STRIDE, lambda a: F.col2im(a.col, (1, 1), a.p, a.size), _strided),),
-    layer=_conv_layer, conditions=_CONV_CONDITIONS)
+    "the adjoint of im2col: add every column entry back onto its pixel", own_col=True,
+    describe=lambda a: f"col {a.col.shape}, stride {_pair(a.s)}, padding {_pair(a.p)}, size {a.size}",
+    tensors={"x": _CONV_IMAGE},
+    mistakes=(Mistake("x", _NO_STRIDE, lambda a: F.col2im(a.col, (1, 1), a.p, a.size), _strided),))
 
 
-# --- transposed convolution --------------------------------------------------------------------
-def _draw_conv_transpose(a: NS, rng: np.random.Generator) -> dict[str, Any]:
-    x, weight = _normal(rng, a.N, a.C_in, a.H, a.W), _normal(rng, a.C_in, a.C_out, *a.k)
-    bias = _normal(rng, a.C_out)
+def _draw_conv_transpose(a: NS, r: np.random.Generator) -> dict[str, Any]:
+    x, weight, bias = _normal(r, a.N, a.C_in, a.H, a.W), _normal(r, a.C_in, a.C_out, *a.k), _normal(r, a.C_out)
     y = F.conv_transpose2d(x, weight, bias, a.s, a.p, a.op)
-    return dict(x=x, weight=weight, bias=bias, gy=_normal(rng, *y.shape), stride=a.s, padding=a.p)
-
-
-def _transposed_grad_weight(a: NS, g: np.ndarray) -> np.ndarray:
-    return np.asarray(F.conv2d_grad_weight(a.x, F.im2col(g, a.k, a.s, a.p)))
+    return dict(x=x, weight=weight, bias=bias, gy=_normal(r, *y.shape), stride=a.s, padding=a.p)
 
 
 CONV_TRANSPOSE2D = Exercise(
@@ -621,19 +508,19 @@ CONV_TRANSPOSE2D = Exercise(
      dict(N=1, C_in=2, C_out=2, H=4, W=3, k=(2, 2), s=(2, 2), p=(0, 0), op=(0, 0)),
      dict(N=2, C_in=3, C_out=2, H=3, W=3, k=(3, 2), s=(2, 1), p=(1, 0), op=(1, 0))),
     _draw_conv_transpose,
-    lambda a: (f"x {a.x.shape}, weight {a.weight.shape}, stride {_pair(a.s)}, padding "
-               f"{_pair(a.p)}, output_padding {_pair(a.op)}"),
-    {"dx": Tensor(("N", "C_in", "H", "W"), (BATCH,), image=True, padded=False),
-     "dweight": Tensor(("C_in", "C_out", "KH", "KW"), (BATCH,), flip=(2, 3)),
-     "dbias": Tensor(("C_out",), (BATCH,))},
-    (Mistake("dx", "yours equals the right answer computed with the kernel rotated by 180 "
-             "degrees: dx is an ordinary convolution (a correlation, as conv2d computes it) of "
-             "gy with the kernel as it is",
+    lambda a: (f"x {a.x.shape}, weight {a.weight.shape}, stride {_pair(a.s)}, padding {_pair(a.p)}, "
+               f"output_padding {_pair(a.op)}"),
+    {"dx": dict(axes=("N", "C_in", "H", "W"), sizes=(BATCH,), spatial=(2, 3)),
+     "dweight": dict(axes=("C_in", "C_out", "KH", "KW"), sizes=(BATCH,), flip_axes=(2, 3)),
+     "dbias": dict(axes=("C_out",), sizes=(BATCH,))},
+    (Mistake("dx", "yours equals the right answer computed with the kernel rotated by 180 degrees: "
+             "dx is an ordinary convolution (a correlation, as conv2d computes it) of gy with the "
+             "kernel as it is",
              lambda a: F.conv2d(a.gy, a.weight[:, :, ::-1, ::-1].copy(), None, a.s, a.p)[0]),
-     *_sample_mistakes("dweight", _transposed_grad_weight),
+     *_sample_mistakes("dweight", lambda a, g: F.conv2d_grad_weight(a.x, F.im2col(g, a.k, a.s, a.p))),
      *_sample_mistakes("dbias", lambda a, g: g.sum(axis=(0, 2, 3)))),
-    layer=lambda a: (_with_params(nn.ConvTranspose2d(a.C_in, a.C_out, a.k, a.s, a.p, a.op),
-                                  weight=a.weight, bias=a.bias), (a.x,)),
+    layer=lambda a: (_with(nn.ConvTranspose2d(a.C_in, a.C_out, a.k, a.s, a.p, a.op),
+                           weight=a.weight, bias=a.bias), (a.x,)),
     conditions=_CONV_CONDITIONS)
 
 
@@ -646,8 +533,7 @@ _POOL_CONFIGS = (
 )
 _POOL_CONDITIONS = (
     ("overlapping windows (stride < kernel)", lambda c: c["s"][0] < c["k"][0] or
-     c["s"][1] < c["k"][1], "a pixel in several windows must receive the sum of their "
-     "gradients"),
+     c["s"][1] < c["k"][1], "a pixel in several windows must receive the sum of their gradients"),
     ("padding > 0", lambda c: max(c["p"]) > 0,
      "look at the padding: window positions are offset by it"),
     ("batch > 1", lambda c: c["N"] > 1, "look at the batch axis (argmax keeps it last)"),
@@ -656,122 +542,106 @@ _POOL_CONDITIONS = (
 )
 
 
-def _draw_pool(a: NS, rng: np.random.Generator) -> dict[str, Any]:
-    x = _distinct(rng, a.N, a.C, a.H, a.W)
-    y, argmax = F.max_pool2d(x, a.k, a.s, a.p)
-    return dict(x=x, argmax=np.ascontiguousarray(argmax), gy=_normal(rng, *y.shape), kernel=a.k,
-                stride=a.s, padding=a.p, size=(a.H, a.W))
+def _pool_exercise(name: str, signature: str, asks: str, layer: type, **row: Any) -> Exercise:
+    """A row graded on the pooling configurations, gradchecked through the pooling layer."""
+    def draw(a: NS, r: np.random.Generator) -> dict[str, Any]:
+        x = _distinct(r, a.N, a.C, a.H, a.W)
+        y, argmax = F.max_pool2d(x, a.k, a.s, a.p)
+        return dict(x=x, argmax=np.ascontiguousarray(argmax), gy=_normal(r, *y.shape), kernel=a.k,
+                    stride=a.s, padding=a.p, size=(a.H, a.W))
+    return Exercise(
+        name, signature, asks, "docs/learn/05-elementwise-and-pooling.md", _POOL_CONFIGS, draw,
+        lambda a: f"x {a.x.shape}, kernel {_pair(a.k)}, stride {_pair(a.s)}, padding {_pair(a.p)}",
+        layer=lambda a: (layer(a.k, a.s, a.p), (a.x,)), conditions=_POOL_CONDITIONS, **row)
 
 
-def _scatter(a: NS, decode: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
-             stride: tuple[int, int] | None = None, padding: tuple[int, int] | None = None
-             ) -> np.ndarray:
-    """gy[n, c, oh, ow] added onto the window entry decode(argmax) names: an alternative."""
-    (SH, SW), (PH, PW), (H, W) = stride or a.s, a.p if padding is None else padding, a.size
-    out = np.zeros((a.N, a.C, H + 2 * PH + a.k[0], W + 2 * PW + a.k[1]))
-    i, j = decode(a.argmax)                                         # (C, OH, OW, N) each
+def _scatter(a: NS, column_order: bool = False, stride: tuple[int, int] | None = None,
+             padding: tuple[int, int] | None = None) -> np.ndarray:
+    """gy[n, c, oh, ow] added onto the window entry argmax names (decoded row by row, or
+    column by column), with the given stride and padding: an alternative."""
+    (SH, SW), (PH, PW), (H, W), (KH, KW) = stride or a.s, padding or a.p, a.size, a.k
+    out = np.zeros((a.N, a.C, H + 2 * PH + KH, W + 2 * PW + KW))
+    i, j = (a.argmax % KH, a.argmax // KH) if column_order else divmod(a.argmax, KW)
     c, oh, ow, n = np.indices(a.argmax.shape)
     np.add.at(out, (n, c, oh * SH + i, ow * SW + j), a.gy[n, c, oh, ow])
     return out[:, :, PH:PH + H, PW:PW + W]
 
 
-def _row_by_row(a: NS) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    return lambda k: (k // a.k[1], k % a.k[1])
-
-
-def _max_pool_counts(a: NS) -> np.ndarray:
+def _max_of_several(a: NS) -> np.ndarray:
     """Pixels that are the maximum of more than one window."""
     ones = np.ones_like(a.gy)
     return np.asarray(F.max_pool2d_backward(ones, a.argmax, a.k, a.s, a.p, a.size)) > 1
 
 
-_POOL_IMAGE = dict(axes=("N", "C", "H", "W"), image=True)
-
-MAX_POOL2D = Exercise(
+MAX_POOL2D = _pool_exercise(
     "max_pool2d", "max_pool2d_backward(gy, argmax, kernel, stride, padding, size) -> dx",
-    "the backward pass of max pooling: each gradient to its window's maximum",
-    "docs/learn/05-elementwise-and-pooling.md", _POOL_CONFIGS, _draw_pool,
-    lambda a: f"x {a.x.shape}, kernel {_pair(a.k)}, stride {_pair(a.s)}, padding {_pair(a.p)}",
-    {"dx": Tensor(**_POOL_IMAGE, masks=((
+    "the backward pass of max pooling: each gradient to its window's maximum", nn.MaxPool2d,
+    tensors={"dx": _image(masks=((
         "yours is wrong only on pixels that are the maximum of more than one window: their "
-        "gradients must be added (+=), not assigned (=)", _max_pool_counts),))},
-    (Mistake("dx", "yours decodes argmax column by column (i = k % KH, j = k // KH); it counts "
-             "row by row within the window: i = k // KW, j = k % KW",
-             lambda a: _scatter(a, lambda k: (k % a.k[0], k // a.k[0]))),
-     Mistake("dx", "yours sends each gradient to every pixel of its window; max pooling sends "
-             "it only to the window's maximum (the entry argmax names)",
-             lambda a: np.asarray(F.avg_pool2d_backward(a.gy, a.k, a.s, a.p, a.size))
-             * (a.k[0] * a.k[1])),
-     Mistake("dx", _NO_STRIDE, lambda a: _scatter(a, _row_by_row(a), stride=(1, 1)), _strided),
-     Mistake("dx", "yours ignores the padding: the window at (oh, ow) starts at row oh*SH - PH "
-             "and column ow*SW - PW of x", lambda a: _scatter(a, _row_by_row(a), padding=(0, 0)),
-             lambda a: any(a.p))),
-    layer=lambda a: (nn.MaxPool2d(a.k, a.s, a.p), (a.x,)), conditions=_POOL_CONDITIONS)
+        "gradients must be added (+=), not assigned (=)", _max_of_several),))},
+    mistakes=(
+        Mistake("dx", "yours decodes argmax column by column (i = k % KH, j = k // KH); it counts "
+                "row by row within the window: i = k // KW, j = k % KW",
+                lambda a: _scatter(a, column_order=True)),
+        Mistake("dx", "yours sends each gradient to every pixel of its window; max pooling sends it "
+                "only to the window's maximum (the entry argmax names)",
+                lambda a: F.avg_pool2d_backward(a.gy, a.k, a.s, a.p, a.size) * (a.k[0] * a.k[1])),
+        Mistake("dx", _NO_STRIDE, lambda a: _scatter(a, stride=(1, 1)), _strided),
+        Mistake("dx", "yours ignores the padding: the window at (oh, ow) starts at row oh*SH - PH and "
+                "column ow*SW - PW of x", lambda a: _scatter(a, padding=(0, 0)), lambda a: any(a.p))))
 
 
 def _counting_real_pixels(a: NS) -> np.ndarray:
-    KH, KW = a.k
-    real = np.asarray(F.avg_pool2d(np.ones_like(a.x), a.k, a.s, a.p)) * (KH * KW)
-    return np.asarray(F.avg_pool2d_backward(a.gy * (KH * KW) / real, a.k, a.s, a.p, a.size))
+    window = a.k[0] * a.k[1]
+    real = np.asarray(F.avg_pool2d(np.ones_like(a.x), a.k, a.s, a.p)) * window
+    return F.avg_pool2d_backward(a.gy * window / real, a.k, a.s, a.p, a.size)
 
 
-AVG_POOL2D = Exercise(
+AVG_POOL2D = _pool_exercise(
     "avg_pool2d", "avg_pool2d_backward(gy, kernel, stride, padding, size) -> dx",
-    "the backward pass of average pooling: each gradient spread over its window",
-    "docs/learn/05-elementwise-and-pooling.md", _POOL_CONFIGS, _draw_pool,
-    MAX_POOL2D.describe,
-    {"dx": Tensor(**_POOL_IMAGE, sizes=(("KH*KW", lambda a: a.k[0] * a.k[1],
-                                          "the number of pixels in a window"),),
-                  masks=((_SHARED, lambda a: _shared_pixels(
-                      (a.C, *a.k, *a.gy.shape[2:], a.N), a.s, a.p, a.size)),))},
-    (Mistake("dx", "yours divides by the number of real (unpadded) pixels in each window; here "
-             "padded zeros count as pixels too (count_include_pad), so every window divides by "
-             "KH*KW", _counting_real_pixels, lambda a: any(a.p)),),
-    layer=lambda a: (nn.AvgPool2d(a.k, a.s, a.p), (a.x,)), conditions=_POOL_CONDITIONS)
+    "the backward pass of average pooling: each gradient spread over its window", nn.AvgPool2d,
+    tensors={"dx": _image(sizes=(("KH*KW", lambda a: a.k[0] * a.k[1], "the number of pixels in a "
+                                  "window"),), masks=((_SHARED, lambda a: _shared(
+                                      a, (a.C, *a.k, *a.gy.shape[2:], a.N))),))},
+    mistakes=(Mistake("dx", "yours divides by the number of real (unpadded) pixels in each window; "
+                      "here padded zeros count as pixels too (count_include_pad), so every window "
+                      "divides by KH*KW", _counting_real_pixels, lambda a: any(a.p)),))
 
 
 # --- batch norm ----------------------------------------------------------------------------------
-def _draw_batch_norm(a: NS, rng: np.random.Generator) -> dict[str, Any]:
+def _draw_batch_norm(a: NS, r: np.random.Generator) -> dict[str, Any]:
     train, eps = a.mode == "train", 1e-5
-    x = 2 * _normal(rng, a.N, a.C, a.H, a.W) + 1
-    weight = 0.5 + rng.random(a.C) if a.affine else None
-    bias = _normal(rng, a.C) if a.affine else None
-    running_mean, running_var = 0.5 * _normal(rng, a.C), 0.5 + rng.random(a.C)
-    stats = () if train else (running_mean, running_var)
-    y, xhat, inv_std, _, _ = F.batch_norm_forward(x, weight, bias, eps, *stats)
-    gy = _normal(rng, *y.shape)
+    x = 2 * _normal(r, a.N, a.C, a.H, a.W) + 1
+    weight, bias = (0.5 + r.random(a.C), _normal(r, a.C)) if a.affine else (None, None)
+    running_mean, running_var = 0.5 * _normal(r, a.C), 0.5 + r.random(a.C)
+    y, xhat, inv_std, _, _ = F.batch_norm_forward(
+        x, weight, bias, eps, *(() if train else (running_mean, running_var)))
+    gy = _normal(r, *y.shape)
+    w = (weight if a.affine else np.ones(a.C)).reshape(1, a.C, 1, 1)
     return dict(x=x, gy=gy, xhat=np.asarray(xhat), inv_std=np.asarray(inv_std), weight=weight,
                 bias=bias, batch_stats=train, eps=eps, running_mean=running_mean,
-                running_var=running_var)
+                running_var=running_var, M=a.N * a.H * a.W, scale=w * inv_std.reshape(1, a.C, 1, 1),
+                sum_g=gy.sum(axis=(0, 2, 3)).reshape(1, a.C, 1, 1),
+                sum_gx=(gy * xhat).sum(axis=(0, 2, 3)).reshape(1, a.C, 1, 1))
 
 
-def _bn_sums(a: NS) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(scale, sum of gy, sum of gy * xhat) per channel as (1, C, 1, 1), and M."""
-    C = a.C
-    w = a.weight if a.affine else np.ones(C)
-    scale = (w * a.inv_std).reshape(1, C, 1, 1)
-    return (scale, a.gy.sum(axis=(0, 2, 3)).reshape(1, C, 1, 1),
-            (a.gy * a.xhat).sum(axis=(0, 2, 3)).reshape(1, C, 1, 1), a.N * a.H * a.W)
-
-
-def _through_stats(a: NS, m: float) -> np.ndarray:
-    scale, sum_g, sum_gx, _ = _bn_sums(a)
-    return scale * (a.gy - sum_g / m - a.xhat * sum_gx / m)
+def _through_stats(a: NS, m: float, mean: bool = True, var: bool = True) -> np.ndarray:
+    return a.scale * (a.gy - mean * a.sum_g / m - var * a.xhat * a.sum_gx / m)
 
 
 def _training(a: NS) -> bool:
-    return a.mode == "train"
+    return a.batch_stats
 
 
 def _bn_layer(a: NS) -> tuple[nn.Module, tuple[Any, ...]]:
     params = dict(weight=a.weight, bias=a.bias) if a.affine else {}
-    layer = _with_params(nn.BatchNorm2d(a.C, eps=a.eps, affine=a.affine), **params,
-                         running_mean=a.running_mean, running_var=a.running_var)
-    return layer.train(_training(a)), (a.x,)
+    layer = _with(nn.BatchNorm2d(a.C, eps=a.eps, affine=a.affine), **params,
+                  running_mean=a.running_mean, running_var=a.running_var)
+    return layer.train(a.batch_stats), (a.x,)
 
 
-_BN_SIZES = (("M", lambda a: a.N * a.H * a.W, "the number of values per channel, N*H*W"),
-             ("N", lambda a: a.N, "the batch size"))
+_BN = dict(sizes=(("M", lambda a: a.M, "the number of values per channel, N*H*W"),
+                  ("N", lambda a: a.N, "the batch size")))
 
 BATCH_NORM = Exercise(
     "batch_norm",
@@ -783,36 +653,34 @@ BATCH_NORM = Exercise(
      dict(N=3, C=2, H=2, W=2, mode="eval", affine=True),
      dict(N=3, C=2, H=3, W=2, mode="train", affine=False)),
     _draw_batch_norm,
-    lambda a: (f"x {a.x.shape}, {'training' if _training(a) else 'eval'} mode (batch_stats="
-               f"{_training(a)})" + ("" if a.affine else ", no affine (weight None)")),
-    {"dx": Tensor(("N", "C", "H", "W"), _BN_SIZES, factors=lambda a: (
-        ("inv_std", 1, a.inv_std),) + ((("weight", 1, a.weight),) if a.affine else ())),
-     "dweight": Tensor(("C",), _BN_SIZES), "dbias": Tensor(("C",), _BN_SIZES)},
-    (Mistake("dx", "yours treats the mean and variance as constants: in training mode they "
-             "depend on every x of the channel, which adds the terms -dbias/M and -xhat * "
-             "dweight/M (before the factor weight * inv_std)",
-             lambda a: a.gy * _bn_sums(a)[0], _training),
+    lambda a: (f"x {a.x.shape}, {'training' if a.batch_stats else 'eval'} mode (batch_stats="
+               f"{a.batch_stats})" + ("" if a.affine else ", no affine (weight None)")),
+    {"dx": dict(axes=("N", "C", "H", "W"), **_BN, factors=lambda a: (("inv_std", 1, a.inv_std),)
+                + ((("weight", 1, a.weight),) if a.affine else ())),
+     "dweight": dict(axes=("C",), **_BN), "dbias": dict(axes=("C",), **_BN)},
+    (Mistake("dx", "yours treats the mean and variance as constants: in training mode they depend "
+             "on every x of the channel, which adds the terms -dbias/M and -xhat * dweight/M "
+             "(before the factor weight * inv_std)", lambda a: a.gy * a.scale, _training),
      Mistake("dx", "the term through the mean (-dbias/M, i.e. -sum(gy)/M) is missing",
-             lambda a: (lambda s, g, gx, M: s * (a.gy - a.xhat * gx / M))(*_bn_sums(a)),
-             _training),
+             lambda a: _through_stats(a, a.M, mean=False), _training),
      Mistake("dx", "the term through the variance (-xhat * sum(gy * xhat)/M) is missing",
-             lambda a: (lambda s, g, gx, M: s * (a.gy - g / M))(*_bn_sums(a)), _training),
-     Mistake("dx", lambda a: f"yours divides by N = {a.N}; M = N*H*W = {a.N * a.H * a.W} is "
-             "the number of values per channel", lambda a: _through_stats(a, a.N),
-             lambda a: _training(a) and a.N != a.N * a.H * a.W),
-     Mistake("dx", lambda a: f"yours divides by H*W = {a.H * a.W}; M = N*H*W = "
-             f"{a.N * a.H * a.W} is the number of values per channel",
-             lambda a: _through_stats(a, a.H * a.W), lambda a: _training(a) and a.N != 1),
-     Mistake("dx", "batch_stats is False (eval mode): the statistics are constants, so dx = gy "
-             "* weight * inv_std, without the terms through the mean and variance",
-             lambda a: _through_stats(a, a.N * a.H * a.W), lambda a: not _training(a)),
+             lambda a: _through_stats(a, a.M, var=False), _training),
+     Mistake("dx", lambda a: f"yours divides by N = {a.N}; M = N*H*W = {a.M} is the number of "
+             "values per channel", lambda a: _through_stats(a, a.N),
+             lambda a: a.batch_stats and a.N != a.M),
+     Mistake("dx", lambda a: f"yours divides by H*W = {a.H * a.W}; M = N*H*W = {a.M} is the number "
+             "of values per channel", lambda a: _through_stats(a, a.H * a.W),
+             lambda a: a.batch_stats and a.N != 1),
+     Mistake("dx", "batch_stats is False (eval mode): the statistics are constants, so dx = gy * "
+             "weight * inv_std, without the terms through the mean and variance",
+             lambda a: _through_stats(a, a.M), lambda a: not a.batch_stats),
      Mistake("dweight", "yours is dbias: dweight = sum of gy * xhat over N, H and W",
-             lambda a: a.gy.sum(axis=(0, 2, 3))),
+             lambda a: a.sum_g.reshape(-1)),
      Mistake("dbias", "yours is dweight: dbias = sum of gy over N, H and W",
-             lambda a: (a.gy * a.xhat).sum(axis=(0, 2, 3)))),
+             lambda a: a.sum_gx.reshape(-1))),
     layer=_bn_layer,
-    conditions=(("eval mode", lambda c: c["mode"] == "eval",
-                 "the batch_stats=False branch: fixed statistics"),
+    conditions=(("eval mode", lambda c: c["mode"] == "eval", "the batch_stats=False branch: fixed "
+                 "statistics"),
                 ("training mode", lambda c: c["mode"] == "train",
                  "the gradient through the batch mean and variance"),
                 ("batch > 1", lambda c: c["N"] > 1,
@@ -824,28 +692,22 @@ BATCH_NORM = Exercise(
 
 
 # --- skip connections ----------------------------------------------------------------------------
-def _relu_inputs_away_from_zero(model: nn.Module, x: np.ndarray) -> bool:
-    """Every ReLU input at least 1e-5 from 0 (no kink within gradcheck's step)."""
-    smallest = [np.inf]
+def _draw_unet_skip(a: NS, r: np.random.Generator) -> dict[str, Any]:
+    grad = _normal(r, a.N, a.up + a.skip, a.H, a.W)
+    grad_pool, grad_skip = _normal(r, a.N, a.skip, a.H, a.W), _normal(r, a.N, a.skip, a.H, a.W)
+    width, shape = a.unet
+    x, smallest = r.random(shape), []
 
     def relu(v: np.ndarray) -> np.ndarray:
-        smallest[0] = min(smallest[0], float(np.abs(v).min()))
+        smallest.append(float(np.abs(v).min()))
         return F.relu(v)
 
-    with ops.override(relu=relu):
-        model(x)
-    return smallest[0] > 1e-5
-
-
-def _draw_unet_skip(a: NS, rng: np.random.Generator) -> dict[str, Any]:
-    grad = _normal(rng, a.N, a.up + a.skip, a.H, a.W)
-    grad_pool, grad_skip = _normal(rng, a.N, a.skip, a.H, a.W), _normal(rng, a.N, a.skip, a.H, a.W)
-    width, shape = a.unet
-    x = rng.random(shape)
-    for seed in range(100):                     # a U-Net whose ReLUs stay off their kinks
+    for seed in range(100):                 # a U-Net whose ReLU inputs stay off the kink at 0
         manual_seed(seed)
-        model = models.UNet(width).double()
-        if _relu_inputs_away_from_zero(model, x):
+        model, smallest[:] = models.UNet(width).double(), []
+        with ops.override(relu=relu):
+            model(x)
+        if min(smallest) > 1e-5:
             break
     return dict(grad=grad, up_channels=a.up, grad_pool=grad_pool, grad_skip=grad_skip, x=x,
                 state={k: np.array(v) for k, v in model.state_dict().items()})
@@ -861,75 +723,61 @@ _SPLIT = ("split after up_channels: cat(up, skip) puts up's channels first, so g
           "grad[:, :up_channels] and grad_skip = grad[:, up_channels:]")
 
 
-def _not_square(a: NS) -> bool:
-    return a.up != a.skip
+def _other_part(a: NS, channels: int, whose: str) -> tuple[tuple[tuple[int, ...], str], ...]:
+    """A wrong shape with a known cause: the other part's channels."""
+    if a.up == a.skip:
+        return ()
+    return (((a.N, channels, a.H, a.W), f"it has {whose} {channels} channels: " + _SPLIT),)
 
 
 UNET_SKIP = Exercise(
     "unet_skip",
-    "skip_split(grad, up_channels) -> (grad_up, grad_skip); "
-    "skip_sum(grad_pool, grad_skip) -> grad",
-    "the two rules of a skip connection: split the gradient at a concatenation, sum it where "
-    "a feature map fed two consumers", "docs/learn/07-skip-connections.md",
+    "skip_split(grad, up_channels) -> (grad_up, grad_skip); skip_sum(grad_pool, grad_skip) -> grad",
+    "the two rules of a skip connection: split the gradient at a concatenation, sum it where a "
+    "feature map fed two consumers", "docs/learn/07-skip-connections.md",
     (dict(N=2, up=3, skip=2, H=4, W=4, unet=(1, (2, 1, 8, 8))),
      dict(N=1, up=2, skip=2, H=2, W=3, unet=(1, (1, 1, 4, 8))),
      dict(N=2, up=1, skip=3, H=3, W=2, unet=(2, (2, 1, 8, 4)))),
     _draw_unet_skip,
-    lambda a: (f"grad {a.grad.shape} split after {a.up} channels; UNet({a.unet[0]}) on x "
-               f"{a.x.shape}"),
-    {"grad_up": Tensor(("N", "C", "H", "W"), shapes=((
-        lambda a: (a.N, a.skip, a.H, a.W), lambda a: f"it has the skip's {a.skip} channels: "
-        + _SPLIT, _not_square),)),
-     "grad_skip": Tensor(("N", "C", "H", "W"), shapes=((
-         lambda a: (a.N, a.up, a.H, a.W), lambda a: f"it has up's {a.up} channels: " + _SPLIT,
-         _not_square),)),
-     "grad": Tensor(("N", "C", "H", "W"))},
+    lambda a: f"grad {a.grad.shape} split after {a.up} channels; UNet({a.unet[0]}) on x {a.x.shape}",
+    {"grad_up": dict(shapes=lambda a: _other_part(a, a.skip, "the skip's")),
+     "grad_skip": dict(shapes=lambda a: _other_part(a, a.up, "up's"))},
     (Mistake("grad_up", "yours is the skip's part: " + _SPLIT, lambda a: a.grad[:, a.skip:]),
      Mistake("grad_skip", "yours is the up-sampling path's part: " + _SPLIT,
              lambda a: a.grad[:, :a.skip]),
-     Mistake("grad", "yours is grad_pool alone: the feature map fed two consumers, so its "
-             "gradient is the sum of both; add grad_skip", lambda a: a.grad_pool),
-     Mistake("grad", "yours is grad_skip alone: the feature map fed two consumers, so its "
-             "gradient is the sum of both; add grad_pool", lambda a: a.grad_skip),
+     Mistake("grad", "yours is grad_pool alone: the feature map fed two consumers, so its gradient "
+             "is the sum of both; add grad_skip", lambda a: a.grad_pool),
+     Mistake("grad", "yours is grad_skip alone: the feature map fed two consumers, so its gradient "
+             "is the sum of both; add grad_pool", lambda a: a.grad_skip),
      Mistake("grad", "yours subtracts one gradient from the other: they add up",
              lambda a: a.grad_pool - a.grad_skip),
      Mistake("grad", "yours subtracts one gradient from the other: they add up",
              lambda a: a.grad_skip - a.grad_pool)),
-    layer=_unet_layer,
-    gradcheck=dict(parameters=False, max_elementwise=0, n_directions=4, n_samples=8))
+    layer=_unet_layer, gradcheck=dict(parameters=False, max_elementwise=0, n_directions=4,
+                                      n_samples=8))
 
 
-# --- adam ------------------------------------------------------------------------------------------
-def _adam_update(a: NS, *, t: int | None = None, correct_m: bool = True, correct_v: bool = True,
-                 eps_inside: bool = False, decoupled: bool = False, wd: float | None = None,
-                 sign: float = 1.0) -> np.ndarray:
-    """One Adam update in float64 (param after minus before), with switches for the usual
-    mistakes."""
-    (b1, b2), lr, eps, t = a.betas, a.lr, a.eps, a.step if t is None else t
-    wd = a.weight_decay if wd is None else wd
-    p, g = a.param, a.grad
-    if decoupled:
-        p = p * (1 - lr * wd)
-    else:
-        g = g + wd * p
-    m = b1 * a.exp_avg + (1 - b1) * g
-    v = b2 * a.exp_avg_sq + (1 - b2) * g * g
-    m_hat = m / (1 - b1 ** t) if correct_m else m
-    v_hat = v / (1 - b2 ** t) if correct_v else v
-    denom = np.sqrt(v_hat + eps) if eps_inside else np.sqrt(v_hat) + eps
-    return sign * (p - lr * m_hat / denom - a.param)
+# --- adam ----------------------------------------------------------------------------------------
+def _adam(a: NS, *, t: int | None = None, correct_m: bool = True, correct_v: bool = True,
+          eps_inside: bool = False, decoupled: bool = False, wd: float | None = None,
+          sign: float = 1.0) -> np.ndarray:
+    """One Adam update in float64 (param after minus before), with the usual mistakes."""
+    (b1, b2), t, wd = a.betas, a.step if t is None else t, a.wd if wd is None else wd
+    p = a.param * (1 - a.lr * wd) if decoupled else a.param
+    g = a.grad if decoupled else a.grad + wd * a.param
+    m, v = b1 * a.exp_avg + (1 - b1) * g, b2 * a.exp_avg_sq + (1 - b2) * g * g
+    m_hat, v_hat = m / (1 - b1 ** t) if correct_m else m, v / (1 - b2 ** t) if correct_v else v
+    denom = np.sqrt(v_hat + a.eps) if eps_inside else np.sqrt(v_hat) + a.eps
+    return sign * (p - a.lr * m_hat / denom - a.param)
 
 
-def _draw_adam(a: NS, rng: np.random.Generator) -> list[dict[str, Any]]:
-    """Three consecutive steps of the library's Adam: each case starts from its moments."""
-    param = _normal(rng, *a.shape)
-    m, v = np.zeros(a.shape), np.zeros(a.shape)
-    cases = []
+def _draw_adam(a: NS, r: np.random.Generator) -> list[dict[str, Any]]:
+    """Three consecutive steps of the library's update: each case starts from its moments."""
+    param, m, v, cases = _normal(r, *a.shape), np.zeros(a.shape), np.zeros(a.shape), []
     for t in (1, 2, 3):
-        grad = _normal(rng, *a.shape) * (0.1 if t == 2 else 1.0)
-        case = dict(param=param, grad=grad, exp_avg=m, exp_avg_sq=v, step=t, lr=a.lr,
-                    betas=a.betas, eps=a.eps, weight_decay=a.wd, features=dict(t=t))
-        cases.append(case)
+        grad = _normal(r, *a.shape) * (0.1 if t == 2 else 1.0)
+        cases.append(dict(param=param, grad=grad, exp_avg=m, exp_avg_sq=v, step=t, lr=a.lr,
+                          betas=a.betas, eps=a.eps, weight_decay=a.wd, features=dict(t=t)))
         param, m, v = (np.array(x) for x in ops.reference("adam_step")(
             param.copy(), grad, m.copy(), v.copy(), t, a.lr, a.betas, a.eps, a.wd))
     return cases
@@ -937,6 +785,11 @@ def _draw_adam(a: NS, rng: np.random.Generator) -> list[dict[str, Any]]:
 
 def _decay(a: NS) -> bool:
     return a.wd > 0
+
+
+def _moment(a: NS, k: int, old: np.ndarray, new: np.ndarray, factor: bool = True) -> np.ndarray:
+    beta = a.betas[k]
+    return beta * old + ((1 - beta) if factor else 1) * new
 
 
 _NO_WD = "weight_decay * param must be added to the gradient before the moments are updated"
@@ -953,47 +806,39 @@ ADAM_STEP = Exercise(
     _draw_adam,
     lambda a: (f"param {a.shape}, step {a.step}, lr {a.lr:g}, betas {a.betas}, eps {a.eps:g}, "
                f"weight_decay {a.wd:g}"),
-    {"param update": Tensor(sizes=(("lr", lambda a: a.lr, "the learning rate"),))},
-    (Mistake("param update", "yours has no bias correction: divide m by (1 - beta1**t) and v "
-             "by (1 - beta2**t)", lambda a: _adam_update(a, correct_m=False, correct_v=False)),
+    {"param update": dict(sizes=(("lr", lambda a: a.lr, "the learning rate"),))},
+    (Mistake("param update", "yours has no bias correction: divide m by (1 - beta1**t) and v by "
+             "(1 - beta2**t)", lambda a: _adam(a, correct_m=False, correct_v=False)),
      Mistake("param update", "the bias correction of m (1 - beta1**t) is missing",
-             lambda a: _adam_update(a, correct_m=False)),
+             lambda a: _adam(a, correct_m=False)),
      Mistake("param update", "the bias correction of v (1 - beta2**t) is missing",
-             lambda a: _adam_update(a, correct_v=False)),
-     Mistake("param update", "yours uses step t + 1: the step passed in is already the number "
-             "of this update (1 for the first); do not add 1 to it",
-             lambda a: _adam_update(a, t=a.step + 1)),
-     Mistake("param update", "yours adds eps under the square root; Adam adds it to "
-             "sqrt(v_hat)", lambda a: _adam_update(a, eps_inside=True)),
+             lambda a: _adam(a, correct_v=False)),
+     Mistake("param update", "yours uses step t + 1: the step passed in is already the number of "
+             "this update (1 for the first); do not add 1 to it", lambda a: _adam(a, t=a.step + 1)),
+     Mistake("param update", "yours adds eps under the square root; Adam adds it to sqrt(v_hat)",
+             lambda a: _adam(a, eps_inside=True)),
      Mistake("param update", "yours moves along the gradient: the update subtracts lr * m_hat / "
-             "(sqrt(v_hat) + eps)", lambda a: _adam_update(a, sign=-1.0)),
-     Mistake("param update", "yours decays the weights directly (AdamW); Adam adds "
-             "weight_decay * param to the gradient before the moments",
-             lambda a: _adam_update(a, decoupled=True), _decay),
+             "(sqrt(v_hat) + eps)", lambda a: _adam(a, sign=-1.0)),
+     Mistake("param update", "yours decays the weights directly (AdamW); Adam adds weight_decay * "
+             "param to the gradient before the moments", lambda a: _adam(a, decoupled=True), _decay),
      Mistake("param update", "weight_decay * param is not added to the gradient",
-             lambda a: _adam_update(a, wd=0.0), _decay),
-     Mistake("exp_avg", "the factor (1 - beta1) on the new gradient is missing: "
-             "m = beta1*m + (1 - beta1)*g",
-             lambda a: a.betas[0] * a.exp_avg + a.grad + a.wd * a.param),
-     Mistake("exp_avg", _NO_WD, lambda a: a.betas[0] * a.exp_avg + (1 - a.betas[0]) * a.grad,
-             _decay),
+             lambda a: _adam(a, wd=0.0), _decay),
+     Mistake("exp_avg", "the factor (1 - beta1) on the new gradient is missing: m = beta1*m + "
+             "(1 - beta1)*g", lambda a: _moment(a, 0, a.exp_avg, a.grad + a.wd * a.param, False)),
+     Mistake("exp_avg", _NO_WD, lambda a: _moment(a, 0, a.exp_avg, a.grad), _decay),
      Mistake("exp_avg_sq", "v averages the *squared* gradient: v = beta2*v + (1 - beta2)*g*g",
-             lambda a: a.betas[1] * a.exp_avg_sq + (1 - a.betas[1]) * (a.grad + a.wd * a.param)),
+             lambda a: _moment(a, 1, a.exp_avg_sq, a.grad + a.wd * a.param)),
      Mistake("exp_avg_sq", "the factor (1 - beta2) on the new squared gradient is missing",
-             lambda a: a.betas[1] * a.exp_avg_sq + (a.grad + a.wd * a.param) ** 2),
-     Mistake("exp_avg_sq", _NO_WD,
-             lambda a: a.betas[1] * a.exp_avg_sq + (1 - a.betas[1]) * a.grad * a.grad, _decay)),
+             lambda a: _moment(a, 1, a.exp_avg_sq, (a.grad + a.wd * a.param) ** 2, False)),
+     Mistake("exp_avg_sq", _NO_WD, lambda a: _moment(a, 1, a.exp_avg_sq, a.grad * a.grad), _decay)),
     conditions=(("weight_decay > 0", lambda c: c["wd"] > 0, "the weight decay term"),
-                ("step > 1", lambda c: c["t"] > 1,
-                 "what carries over between steps (exp_avg, exp_avg_sq) and the bias "
-                 "correction's t"),
+                ("step > 1", lambda c: c["t"] > 1, "what carries over between steps (exp_avg, "
+                 "exp_avg_sq) and the bias correction's t"),
                 ("step 1", lambda c: c["t"] == 1, "the first step (t = 1, m and v start at zero)")),
-    views={"param": ("param update", lambda value, a: value - a.param)},
-    check_inplace=False,
+    views={"param": ("param update", lambda value, a: value - a.param)}, check_inplace=False,
     checked_by="three steps of optim.Adam (an optimizer has no backward for gradcheck)")
 
 
-# --- the table -----------------------------------------------------------------------------------
 EXERCISES: dict[str, Exercise] = {e.name: e for e in [
     LINEAR, RELU, MSE, CONV2D_GRAD_WEIGHT, CONV2D_GRAD_INPUT, COL2IM, CONV_TRANSPOSE2D, SIGMOID,
     MAX_POOL2D, AVG_POOL2D, BATCH_NORM, UNET_SKIP, ADAM_STEP]}

@@ -1,8 +1,3 @@
-"""Exercise `adam_step`: one update of the Adam optimiser.
-
-Explained in docs/learn/08-optimisers.md; the library's version is Adam in
-scratchnet/optim.py. Check it with:  python -m scratchnet.learn check DIR adam_step
-"""
 import math
 
 import numpy as np

@@ -1,9 +1,3 @@
-"""Exercise `batch_norm`: the backward pass of batch normalisation.
-
-Explained in docs/learn/06-batch-norm.md; the library's version is batch_norm_backward in
-scratchnet/functional.py (which takes xhat as a batch-last (C, N*H*W) matrix; here it comes
-as (N, C, H, W)). Check it with:  python -m scratchnet.learn check DIR batch_norm
-"""
 import numpy as np
 
 

@@ -1,8 +1,3 @@
-"""Exercise `col2im`: the adjoint of im2col.
-
-Explained in docs/learn/03-convolution.md; the library's version is col2im in
-scratchnet/functional.py. Check it with:  python -m scratchnet.learn check DIR col2im
-"""
 import numpy as np
 
 

@@ -1,8 +1,3 @@
-"""Exercise `conv2d_grad_input`: the input gradient of a convolution.
-
-Explained in docs/learn/03-convolution.md; the library's version is conv2d_grad_input in
-scratchnet/functional.py. Check it with:  python -m scratchnet.learn check DIR conv2d_grad_input
-"""
 import numpy as np
 
 from scratchnet.functional import col2im   # or your own: `from col2im import col2im`

@@ -1,8 +1,3 @@
-"""Exercise `conv2d_grad_weight`: the weight gradient of a convolution.
-
-Explained in docs/learn/03-convolution.md; the library's version is conv2d_grad_weight in
-scratchnet/functional.py. Check it with:  python -m scratchnet.learn check DIR conv2d_grad_weight
-"""
 import numpy as np
 
 

@@ -1,9 +1,3 @@
-"""Exercise `conv_transpose2d`: the backward pass of a transposed convolution.
-
-Explained in docs/learn/04-transposed-convolution.md; the library's version is
-ConvTranspose2d.backward in scratchnet/nn/conv.py. Check it with:
-python -m scratchnet.learn check DIR conv_transpose2d
-"""
 import numpy as np
 
 from scratchnet.functional import conv2d, conv2d_grad_weight, im2col   # use them if you like

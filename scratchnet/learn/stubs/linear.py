@@ -1,8 +1,3 @@
-"""Exercise `linear`: the backward pass of a fully connected layer.
-
-Explained in docs/learn/01-chain.md; the library's version is Linear.backward in
-scratchnet/nn/linear.py. Check it with:  python -m scratchnet.learn check DIR linear
-"""
 import numpy as np
 
 

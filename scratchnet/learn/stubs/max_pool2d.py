@@ -1,9 +1,3 @@
-"""Exercise `max_pool2d`: the backward pass of max pooling.
-
-Explained in docs/learn/05-elementwise-and-pooling.md; the library's version is
-max_pool2d_backward in scratchnet/functional.py. Check it with:
-python -m scratchnet.learn check DIR max_pool2d
-"""
 import numpy as np
 
 

@@ -1,8 +1,3 @@
-"""Exercise `mse`: the gradient of the mean squared error.
-
-Explained in docs/learn/01-chain.md; the library's version is MSELoss.backward in
-scratchnet/nn/loss.py. Check it with:  python -m scratchnet.learn check DIR mse
-"""
 import numpy as np
 
 

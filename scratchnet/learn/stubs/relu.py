@@ -1,9 +1,3 @@
-"""Exercise `relu`: the backward pass of ReLU.
-
-Explained in docs/learn/01-chain.md and docs/learn/05-elementwise-and-pooling.md; the library's
-version is ReLU.backward in scratchnet/nn/activation.py. Check it with:
-python -m scratchnet.learn check DIR relu
-"""
 import numpy as np
 
 
@@ -12,7 +6,7 @@ def relu_backward(gy, x):
 
     Args:
         gy: dL/dy, any shape (the shape of x).
-        x: the layer's input, which this layer keeps (the library keeps only x > 0).
+        x: the layer's input (what the layer keeps for its backward pass).
 
     Returns:
         dx, the shape of x.

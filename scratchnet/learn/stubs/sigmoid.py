@@ -1,9 +1,3 @@
-"""Exercise `sigmoid`: the backward pass of the logistic sigmoid.
-
-Explained in docs/learn/05-elementwise-and-pooling.md; the library's version is
-Sigmoid.backward in scratchnet/nn/activation.py. Check it with:
-python -m scratchnet.learn check DIR sigmoid
-"""
 import numpy as np
 
 

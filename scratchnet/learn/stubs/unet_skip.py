@@ -1,12 +1,3 @@
-"""Exercise `unet_skip`: the two rules of a skip connection.
-
-Explained in docs/learn/07-skip-connections.md; the library's version is the backward pass
-of UNet in scratchnet/models.py. Check it with:  python -m scratchnet.learn check DIR unet_skip
-
-In a U-Net an encoder feature map e feeds two consumers: the pooling below it, and (through
-the skip) the concatenation cat(up, e) higher up, whose other part comes from the
-up-sampling path. Backward needs one rule for each branching point.
-"""
 import numpy as np
 
 
