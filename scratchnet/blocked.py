@@ -3,7 +3,7 @@ few output rows at a time so that each piece of the im2col matrix stays in cache
 
 Why. ``functional.conv2d`` lays the whole im2col matrix out and multiplies it once. For a
 3x3 layer with 32 input channels at 28x28 and a batch of 64 that matrix is K = 288 rows by
-L*N = 50,176 columns, 58 MB: it is written to memory, read back by the GEMM, and read again
+``L*N`` = 50,176 columns, 58 MB: it is written to memory, read back by the GEMM, and read again
 by the weight gradient, so the layer runs at memory speed, and the GEMM, skinny (16 output
 rows), reaches a fraction of the machine's rate on it. Here the matrix is never built whole:
 
@@ -18,12 +18,15 @@ Each block is about 4 MB. The blocks are independent, so they are shared out ove
 (`scratchnet.threads.parallel_map`; BLAS at one thread per block meanwhile); for dW every
 thread sums its own blocks and the partial sums are added at the end.
 
-Why dx is a convolution: ``dx[c, h, w] = sum over oc, oh, ow of gy[oc, oh, ow] * W[oc, c,
-h + P - oh*S, w + P - ow*S]`` (every output that pixel (h, w) fed). Spread gy out by the
-stride (S - 1 zeros between its entries, the *dilated* gy, whose entry at row oh*S is
-gy[oh]) and rename i' = KH - 1 - i: this is a stride-1 correlation of the dilated gy, padded
-by K - 1 - P, with the kernel ``W'[c, oc, i', j'] = W[oc, c, KH - 1 - i', KW - 1 - j']``:
-exactly what the blocked forward product computes.
+Why dx is a convolution: every output that pixel (h, w) fed contributes to it,
+
+    dx[c, h, w] = sum over oc, oh, ow of gy[oc, oh, ow] * W[oc, c, h + P - oh*S, w + P - ow*S]
+
+Spread gy out by the stride (S - 1 zeros between its entries: the *dilated* gy, whose entry
+at row ``oh*S`` is ``gy[oh]``) and rename ``i' = KH - 1 - i``: this is a stride-1 correlation
+of the dilated gy, padded by ``K - 1 - P``, with the kernel
+``W'[c, oc, i', j'] = W[oc, c, KH - 1 - i', KW - 1 - j']``: exactly what the blocked forward
+product computes.
 
 This module is the faster body of the ops `conv2d_forward` and `conv2d_backward`
 (`scratchnet.ops`): on NumPy arrays where `use_blocked_cpu` allows it (float32 by default)
@@ -101,8 +104,8 @@ def serves(x: Array, weight: Array, stride: Pair, padding: Pair) -> bool:
 @dataclass(frozen=True)
 class PaddedInput:
     """What the blocked forward keeps for backward: the padded, batch-last input
-    (C, H + 2*PH, W + 2*PW, N), no larger than x, where the reference keeps a KH*KW times
-    larger im2col matrix."""
+    ``(C, H + 2*PH, W + 2*PW, N)``, no larger than x, where the reference keeps a ``KH*KW``
+    times larger im2col matrix."""
     xpad: Array
 
 
@@ -114,7 +117,7 @@ def _row_blocks(rows: int, bytes_per_row: int) -> list[tuple[int, int]]:
 
 def _im2col_rows(xpad: Array, kernel: Pair, stride: Pair, out_rows: tuple[int, int],
                  OW: int) -> Array:
-    """The (K, rows*OW*N) slice of im2col(x) for output rows [r0, r1), from the padded,
+    """The ``(K, rows*OW*N)`` slice of im2col(x) for output rows [r0, r1), from the padded,
     batch-last (C, HP, WP, N) input: a strided view, copied once (that copy is the block)."""
     (KH, KW), (SH, SW), (r0, r1) = kernel, stride, out_rows
     C, _, _, N = xpad.shape

@@ -2,7 +2,7 @@
 
 The convolution functions keep the batch axis *last* in memory (`scratchnet.functional`
 says why): an (N, C, H, W) array is handed around as a *view* of a (C, H, W, N) buffer, and
-every function that reads it as a (C, H*W*N) matrix gets that matrix without a copy. The
+every function that reads it as a ``(C, H*W*N)`` matrix gets that matrix without a copy. The
 helpers here make and read such views; they hold no math and run on any backend.
 """
 from __future__ import annotations
@@ -32,19 +32,19 @@ def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int
 def batch_last(a: Array) -> Array:
     """(N, C, H, W) -> the same values as an (N, C, H, W) view of a batch-last (C, H, W, N)
     buffer; no copy when ``a`` is one already. A backward that reads ``gy`` several times as a
-    (C, H*W*N) matrix calls this once instead of copying it each time."""
+    ``(C, H*W*N)`` matrix calls this once instead of copying it each time."""
     xp = get_array_module(a)
     return xp.ascontiguousarray(a.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
 
 
 def batch_last_matrix(a: Array) -> Array:
-    """(N, C, H, W) -> (C, H*W*N): a copy unless ``a`` is batch-last in memory already."""
+    """``(N, C, H, W) -> (C, H*W*N)``: a copy unless ``a`` is batch-last in memory already."""
     N, C, H, W = a.shape
     return a.transpose(1, 2, 3, 0).reshape(C, H * W * N)
 
 
 def batch_last_padded(x: Array, padding: Pair, fill: float = 0.0) -> Array:
-    """(N, C, H, W) -> padded (with ``fill``), contiguous (C, H + 2*PH, W + 2*PW, N)."""
+    """``(N, C, H, W)`` -> padded (with ``fill``), contiguous ``(C, H + 2*PH, W + 2*PW, N)``."""
     xp = get_array_module(x)
     N, C, H, W = x.shape
     PH, PW = padding

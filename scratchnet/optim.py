@@ -125,8 +125,10 @@ def _scalar(v: Any) -> Any:
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum and (coupled) weight decay.
 
-    g = grad + weight_decay*p;  buf = momentum*buf + (1 - dampening)*g (buf = g at step 1);
-    g = g + momentum*buf if nesterov else buf;  p -= lr*g.
+    The update, with ``buf = g`` at step 1:
+
+        g = grad + weight_decay*p;  buf = momentum*buf + (1 - dampening)*g
+        g = g + momentum*buf if nesterov else buf;  p -= lr*g
     """
 
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float = 1e-3,
@@ -292,7 +294,8 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay: p *= 1 - lr*weight_decay, then the Adam step on grad."""
+    """Adam with decoupled weight decay: ``p *= 1 - lr*weight_decay``, then the Adam step on
+    grad (`adam_step` without weight decay)."""
 
     decoupled = True
 

@@ -57,7 +57,7 @@ def im2col(x: Array, kernel: Pair, stride: Pair, padding: Pair, fill: float = 0.
 
     The padded, batch-last input is copied once; the six-axis array is first a strided
     *view* of it (one step along ``i`` moves one row, along ``oh`` moves SH rows), then one
-    contiguous copy so the GEMM can read it as a (K, L*N) matrix.
+    contiguous copy so the GEMM can read it as a ``(K, L*N)`` matrix.
     """
     xp = get_array_module(x)
     (KH, KW), (SH, SW) = kernel, stride
@@ -83,9 +83,9 @@ def col2im(col: Array, stride: Pair, padding: Pair, size: Pair) -> Array:
         x, shape (N, C, H, W) (a view of a batch-last buffer); overlapping receptive fields
         add up.
 
-    For each of the KH*KW kernel offsets (i, j) the (OH, OW, N) block ``col[:, i, j]`` lands
-    on the strided slice ``x_pad[:, i : i + SH*OH : SH, j : j + SW*OW : SW]`` of the padded,
-    batch-last (C, H + 2*PH, W + 2*PW, N) image; one ``+=`` per offset (no scatter-add
+    For each of the ``KH*KW`` kernel offsets (i, j) the (OH, OW, N) block ``col[:, i, j]``
+    lands on the strided slice ``x_pad[:, i : i + SH*OH : SH, j : j + SW*OW : SW]`` of the
+    padded, batch-last ``(C, H + 2*PH, W + 2*PW, N)`` image; one ``+=`` per offset (no scatter-add
     needed, since within one offset no two entries collide).
     """
     xp = get_array_module(col)
@@ -136,9 +136,12 @@ def conv2d_grad_weight(gy: Array, col: Array) -> Array:
     Returns:
         dweight, (OC, C, KH, KW).
 
-    Math: ``dweight[o, c, i, j] = sum over n, oh, ow of gy[n, o, oh, ow] * col[c, i, j, oh,
-    ow, n]``: one product ``gy @ col^T`` of gy as an (OC, L*N) matrix and col as a (K, L*N)
-    one (K = C*KH*KW), both listing the L*N positions batch-last.
+    Math, summing over the batch and the output positions:
+
+        dweight[o, c, i, j] = sum over n, oh, ow of gy[n, o, oh, ow] * col[c, i, j, oh, ow, n]
+
+    one product ``gy @ col^T`` of gy as an ``(OC, L*N)`` matrix and col as a ``(K, L*N)`` one
+    (``K = C*KH*KW``), both listing the positions batch-last.
     """
     OC = gy.shape[1]
     C, KH, KW = col.shape[:3]
@@ -161,7 +164,7 @@ def conv2d_grad_input(gy: Array, weight: Array, size: Pair, stride: Pair, paddin
     Returns:
         dx, (N, C, H, W).
 
-    Math: ``dcol = W^T @ gy`` (weight as an (OC, K) matrix, gy as (OC, L*N)), then
+    Math: ``dcol = W^T @ gy`` (weight as an (OC, K) matrix, gy as ``(OC, L*N)``), then
     ``dx = col2im(dcol)``: every column entry goes back onto the pixel im2col read it from.
     """
     OC, C, KH, KW = weight.shape

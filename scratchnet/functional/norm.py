@@ -1,6 +1,6 @@
 """Batch normalisation: forward, backward, inference, and the running statistics.
 
-Per channel c, over its M = N*H*W values (a row of the batch-last (C, M) matrix):
+Per channel c, over its ``M = N*H*W`` values (a row of the batch-last (C, M) matrix):
 
     xhat = (x - mean) * inv_std,   inv_std = 1 / sqrt(var + eps),   y = weight * xhat + bias
 
@@ -84,7 +84,7 @@ def batch_norm_backward(gy: Array, xhat: Array, inv_std: Array, weight: Array | 
     Returns:
         (dx, dweight, dbias): (N, C, H, W), (C,), (C,).
 
-    Math, per channel, with sums over its M = N*H*W values:
+    Math, per channel, with sums over its ``M = N*H*W`` values:
 
         dbias   = sum(gy)
         dweight = sum(gy * xhat)
@@ -145,7 +145,7 @@ def batch_norm_update_stats(running_mean: Array, running_var: Array, mean: Array
         mean: (C,), the batch's mean.
         var: (C,), the batch's *biased* variance.
         momentum: the weight of the batch.
-        count: M = N*H*W, the values per channel (for the unbiased variance).
+        count: ``M = N*H*W``, the values per channel (for the unbiased variance).
 
     Math: ``running = (1 - momentum) * running + momentum * batch``, with the batch's
     unbiased variance ``var * M / (M - 1)``.

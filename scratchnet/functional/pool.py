@@ -34,7 +34,7 @@ def max_pool2d(x: Array, kernel: Pair, stride: Pair, padding: Pair, with_argmax:
             its bookkeeping is skipped.
 
     Returns:
-        (y, argmax): y of shape (N, C, OH, OW) and, for backward, the index (0 .. KH*KW-1,
+        (y, argmax): y of shape (N, C, OH, OW) and, for backward, the index (``0 .. KH*KW - 1``,
         row-major in the window; the first one on ties) of each window's maximum, shape
         (C, OH, OW, N).
     """
@@ -133,7 +133,7 @@ def upsample_nearest(x: Array, scale: Pair) -> Array:
         scale: (SH, SW).
 
     Returns:
-        (N, C, H*SH, W*SW).
+        ``(N, C, H*SH, W*SW)``.
     """
     SH, SW = scale
     return x.repeat(SH, axis=2).repeat(SW, axis=3)
@@ -144,7 +144,7 @@ def upsample_nearest_backward(gy: Array, scale: Pair) -> Array:
     """dL/dx of `upsample_nearest`: each input pixel gets the sum of gy over its block.
 
     Args:
-        gy: (N, C, H*SH, W*SW), the upstream gradient.
+        gy: ``(N, C, H*SH, W*SW)``, the upstream gradient.
         scale: (SH, SW).
 
     Returns:

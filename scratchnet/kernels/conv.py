@@ -75,7 +75,7 @@ _COL2IM = ElementwiseOp(
 
 @register_faster("col2im", on_gpu)
 def col2im(col: Array, stride: Pair, padding: Pair, size: Pair) -> Array:
-    """The KH*KW slice-adds become one gather kernel."""
+    """The ``KH*KW`` slice-adds become one gather kernel."""
     xp = get_array_module(col)
     C, KH, KW, OH, OW, N = col.shape
     (SH, SW), (PH, PW), (H, W) = stride, padding, size

@@ -1,4 +1,4 @@
-"""``python -m scratchnet.learn``: see :mod:`scratchnet.learn.cli`."""
+"""``python -m scratchnet.learn``: see `scratchnet.learn.cli`."""
 import sys
 
 from .cli import main

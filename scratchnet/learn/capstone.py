@@ -49,14 +49,18 @@ class Recipe:
     weight_decay: float = 1e-5
 
 
-RECIPES = {"conv": Recipe(12_000, 2, 3e-3), "unet": Recipe(3_000, 1, 2e-3, width=8),
-           "dense": Recipe(12_000, 2, 1e-3)}
+# Each gets well past the average-image plateau (a test MSE of 0.064): measured with the
+# library's functions, test MSE 0.025 (conv, 376 steps), 0.018 (unet, 100 steps), 0.055 after
+# 100 of the dense model's 376 steps.
+RECIPES = {"conv": Recipe(12_000, 2, 3e-3), "unet": Recipe(6_400, 1, 5e-3, width=8),
+           "dense": Recipe(12_000, 2, 3e-3)}
 NOISE, TEST_SEED, COMPARE, FIGURE_IMAGES = 0.5, 1234, 16, 8
 # Two float32 runs of the same math in another order of operations (a learner's
 # (gy * y) * (1 - y) for the library's gy * y * (1 - y)) differ by a few units of float32
 # rounding (6e-8) per operation; over the compared steps the losses of correct solutions stay
-# within about 1e-6 of each other, and a real mistake moves them by 1e-3 or more.
-LOSS_TOLERANCE = 1e-4
+# within 1e-6 of each other (the conv model) or 6e-5 (the U-Net, whose batch norm and ReLUs
+# amplify rounding), and a real mistake moves them by 1e-2 or more.
+LOSS_TOLERANCE = 1e-3
 # At the first batch a gradient agrees when max|yours - library| <= GRAD_TOLERANCE *
 # max(max|library|, GRAD_FLOOR * the largest gradient of the pass): one that is zero in exact
 # arithmetic (the bias of a convolution that batch norm follows) is float32 rounding alone.
@@ -110,17 +114,19 @@ def _recorded(model: nn.Module, trail: Trail) -> Iterator[None]:
 
 
 def _step(model: nn.Module, opt: optim.Optimizer, noisy: Any, clean: Any,
-          trail: Trail | None = None) -> float:
-    """One training step; with ``trail``, every gradient of its backward pass, in order."""
+          trail: Trail | None = None, backward: Callable[[], Any] = contextlib.nullcontext
+          ) -> float:
+    """One training step, its backward pass and update inside ``backward()``; with ``trail``,
+    every gradient of its backward pass, in order."""
     mse = nn.MSELoss()
     opt.zero_grad()
     loss = mse(model(noisy), clean)
-    g = mse.backward()
-    with _recorded(model, trail) if trail is not None else contextlib.nullcontext():
+    with backward(), _recorded(model, trail) if trail is not None else contextlib.nullcontext():
+        g = mse.backward()
         if trail is not None:
             trail.append(("the loss", mse, "dpred", np.array(g)))
         model.backward(g)
-    opt.step()
+        opt.step()
     return float(loss)
 
 
@@ -285,6 +291,7 @@ def _train(directory: Path, model: str, r: Recipe, train_x: np.ndarray, test_x: 
     out(f"the first {compare} batches in lockstep with the library's functions, from the same "
         f"weights:\n{'batch':>6}  {'library':>10}  {'yours':>10}  {'rel. diff.':>10}")
     diffs: list[float] = []
+    trails: tuple[Trail, Trail] = ([], [])
     with np.errstate(all="ignore"):
         for epoch in range(r.epochs):
             total, t_epoch = 0.0, time.perf_counter()
@@ -295,10 +302,12 @@ def _train(directory: Path, model: str, r: Recipe, train_x: np.ndarray, test_x: 
                     with yours_on():
                         total += _step(yours, your_opt, noisy, clean) * len(clean)
                     continue
-                trails: tuple[Trail | None, Trail | None] = ([], []) if k == 0 else (None, None)
-                lib_loss = _step(library, lib_opt, noisy, clean, trails[0])
-                with yours_on():
-                    loss = _step(yours, your_opt, noisy, clean, trails[1])
+                lib_loss = _step(library, lib_opt, noisy, clean, trails[0] if k == 0 else None)
+                if k == 0:     # the same forward pass (no ReLU mask flipped by rounding), your backward
+                    loss = _step(yours, your_opt, noisy, clean, trails[1], yours_on)
+                else:
+                    with yours_on():
+                        loss = _step(yours, your_opt, noisy, clean)
                 total += loss * len(clean)
                 diffs.append(_rel(loss, lib_loss))
                 if k == 0:

@@ -3,10 +3,10 @@
 A wrong gradient is rarely random. Forgetting the 1/M of a mean makes it M times too large
 everywhere; forgetting to rotate a kernel makes it match the right answer computed with the
 rotated kernel; cropping the padding at the wrong offset makes it wrong only near the border.
-:func:`compare` decides pass or fail and finds the worst entry; :func:`diagnose` tries a list
+`compare` decides pass or fail and finds the worst entry; `diagnose` tries a list
 of such recognisable shapes, most specific first, and says which one fits.
 
-What a tensor's errors are compared against comes from a :class:`Context`: the names of its
+What a tensor's errors are compared against comes from a `Context`: the names of its
 axes (for messages), the sizes that may appear as a missing or extra factor (N, M, KH*KW, ...),
 which axes are spatial and how much padding there is, masks of the entries that receive
 more than one contribution, and known wrong answers with what each one means.
@@ -19,12 +19,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Context", "Comparison", "compare", "diagnose", "RTOL", "ATOL", "NO_PATTERN"]
+__all__ = ["Context", "Comparison", "compare", "diagnose", "RTOL", "ATOL", "RATIO_RTOL",
+           "NO_PATTERN"]
 
 NO_PATTERN = ("no pattern recognised; compare your code with the Math section of the docstring, "
               "one term at a time")
 RTOL = 1e-7       # relative to each expected entry
 ATOL = 1e-9       # relative to the largest expected entry (so a formula that cancels is fine)
+RATIO_RTOL = 1e-6  # how close a ratio yours/expected must come to a size or factor to name it
 
 
 @dataclass
@@ -111,10 +113,10 @@ def compare(name: str, yours: Any, expected: np.ndarray, context: Context | None
         name: the tensor's name ("dx", "dweight", ...).
         yours: what the learner's function returned for it.
         expected: the library's answer.
-        context: what is known about the tensor (see :class:`Context`).
+        context: what is known about the tensor (see `Context`).
 
     Returns:
-        A :class:`Comparison` with the worst entry and, on failure, the diagnoses.
+        A `Comparison` with the worst entry and, on failure, the diagnoses.
     """
     ctx = context or Context()
     expected = np.asarray(expected, dtype="float64")
@@ -273,8 +275,8 @@ def diagnose(yours: np.ndarray, expected: np.ndarray, context: Context | None = 
     found = _confined(y, e, close, ctx)
     if found:
         return found
-    if np.allclose(np.sort(y, axis=None), np.sort(e, axis=None), rtol=1e-7,
-                   atol=1e-9 * float(np.abs(e).max())):
+    if np.allclose(np.sort(y, axis=None), np.sort(e, axis=None), rtol=RTOL,
+                   atol=ATOL * float(np.abs(e).max())):
         return ["yours has exactly the right values, in the wrong places: a reshape where a "
                 "transpose was needed (or the other way round), or indices in the wrong order"]
     wrong = ~close
@@ -287,7 +289,7 @@ def diagnose(yours: np.ndarray, expected: np.ndarray, context: Context | None = 
 def _ratio_name(c: float, ctx: Context) -> str | None:
     """Say what a constant ratio yours/expected means, or None."""
     def near(a: float, b: float) -> bool:
-        return abs(a - b) <= 1e-6 * max(abs(a), abs(b))
+        return abs(a - b) <= RATIO_RTOL * max(abs(a), abs(b))
 
     sign = "the sign is flipped and " if c < 0 else ""
     a = abs(c)
@@ -328,7 +330,7 @@ def _ratio(y: np.ndarray, e: np.ndarray, ctx: Context) -> list[str]:
     c = float((y * e).sum()) / ee
     if not _allclose(y, c * e):
         return []
-    if abs(c + 1) <= 1e-6:
+    if abs(c + 1) <= RATIO_RTOL:
         return ["the sign is flipped: yours is minus the right answer (a subtraction the wrong "
                 "way round, or a minus sign too many)"]
     name = _ratio_name(c, ctx)
@@ -356,16 +358,16 @@ def _axis_ratio(y: np.ndarray, e: np.ndarray, ctx: Context) -> list[str]:
             values = np.asarray(values, dtype="float64").reshape(-1)
             if f_axis != axis or values.shape != c.shape:
                 continue
-            if np.allclose(c, 1 / values, rtol=1e-6):
+            if np.allclose(c, 1 / values, rtol=RATIO_RTOL):
                 return [f"yours is the right answer divided by {name} (per "
                         f"{ctx.axis_name(axis)}): the factor {name} is missing"]
-            if np.allclose(c, values, rtol=1e-6):
+            if np.allclose(c, values, rtol=RATIO_RTOL):
                 return [f"yours is the right answer times {name} (per {ctx.axis_name(axis)}): "
                         f"an extra factor {name}"]
-            if np.allclose(c, values ** 2, rtol=1e-6):
+            if np.allclose(c, values ** 2, rtol=RATIO_RTOL):
                 return [f"yours is the right answer times {name} squared (per "
                         f"{ctx.axis_name(axis)}): {name} is applied twice too often"]
-            if np.allclose(c, 1 / values ** 2, rtol=1e-6):
+            if np.allclose(c, 1 / values ** 2, rtol=RATIO_RTOL):
                 return [f"yours is the right answer divided by {name} squared (per "
                         f"{ctx.axis_name(axis)}): two factors {name} are missing"]
         shown = ", ".join(f"{v:.4g}" for v in c[:6]) + (", ..." if c.size > 6 else "")

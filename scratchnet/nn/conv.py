@@ -62,16 +62,21 @@ class Conv2d(_ConvNd):
     """2-D convolution over (N, C, H, W) inputs.
 
     Args:
-        in_channels, out_channels: C and OC.
-        kernel_size, stride, padding: int or (h, w) pair; padding is zero padding.
+        in_channels: C.
+        out_channels: OC.
+        kernel_size: int or (h, w) pair.
+        stride: int or (h, w) pair.
+        padding: int or (h, w) pair of zero padding.
         bias: learn an additive bias per output channel.
 
-    Shapes:
-        input (N, C, H, W) -> output (N, OC, OH, OW), OH = floor((H + 2*PH - KH) / SH) + 1.
-        weight (OC, C, KH, KW), bias (OC,), both ~ U(-1/sqrt(C*KH*KW), +1/sqrt(C*KH*KW)).
+    Shapes: input (N, C, H, W) -> output (N, OC, OH, OW), ``OH = floor((H + 2*PH - KH) / SH) +
+    1``; weight (OC, C, KH, KW) and bias (OC,), both ``~ U(-1/sqrt(C*KH*KW), +1/sqrt(C*KH*KW))``.
 
-    Backward (col = im2col(x) as a (C*KH*KW, OH*OW*N) matrix, gy as (OC, OH*OW*N)):
-        dW = gy @ col^T,  db = sum of gy over n, oh, ow,  dx = col2im(W^T @ gy).
+    Forward and backward are `functional.conv2d_forward` and `functional.conv2d_backward`:
+    with col the im2col matrix of x as ``(C*KH*KW, OH*OW*N)`` and gy as ``(OC, OH*OW*N)``,
+
+        dW = gy @ col^T,   db = sum of gy over n, oh, ow,   dx = col2im(W^T @ gy)
+
     Only ``col`` and the input size are kept between forward and backward. On the CPU, large
     float32 layers take `scratchnet.blocked` instead: the same products a few output rows at
     a time, keeping the padded input rather than ``col`` (`blocked.use_blocked_cpu`).
@@ -108,19 +113,25 @@ class ConvTranspose2d(_ConvNd):
     """2-D transposed convolution: the adjoint (gradient w.r.t. input) of Conv2d.
 
     Args:
-        in_channels, out_channels: C_in and C_out.
-        kernel_size, stride, padding: int or (h, w) pair, as in the Conv2d it inverts.
+        in_channels: C_in.
+        out_channels: C_out.
+        kernel_size: int or (h, w) pair, as in the Conv2d it inverts.
+        stride: int or (h, w) pair, as in the Conv2d it inverts.
+        padding: int or (h, w) pair, as in the Conv2d it inverts.
         output_padding: rows/columns added at the bottom/right (each < its stride), to pick
             one of the input sizes a strided Conv2d maps onto the same output size.
         bias: learn an additive bias per output channel.
 
-    Shapes:
-        input (N, C_in, H, W) -> output (N, C_out, OH, OW),
-        OH = (H - 1)*SH - 2*PH + KH + output_padding[0].
-        weight (C_in, C_out, KH, KW), bias (C_out,), both ~ U(+-1/sqrt(C_out*KH*KW)).
+    Shapes: input (N, C_in, H, W) -> output (N, C_out, OH, OW),
+    ``OH = (H - 1)*SH - 2*PH + KH + output_padding[0]``; weight (C_in, C_out, KH, KW) and bias
+    (C_out,), both ``~ U(+-1/sqrt(C_out*KH*KW))``.
 
-    Backward (gcol = im2col(gy) as a (C_out*KH*KW, H*W*N) matrix, x as (C_in, H*W*N)):
-        dx = conv2d(gy, W) (no bias),  dW = x @ gcol^T,  db = sum of gy over n, oh, ow.
+    Forward and backward are `functional.conv_transpose2d` and
+    `functional.conv_transpose2d_backward`: with gcol the im2col matrix of gy as
+    ``(C_out*KH*KW, H*W*N)`` and x as ``(C_in, H*W*N)``,
+
+        dx = conv2d(gy, W) (no bias),   dW = x @ gcol^T,   db = sum of gy over n, oh, ow
+
     Only the input ``x`` is kept between forward and backward.
     """
 

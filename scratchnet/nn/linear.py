@@ -13,15 +13,15 @@ Array = Any
 
 
 class Linear(Module):
-    """y = x @ W^T + b.
+    """``y = x @ W^T + b``.
 
     Args:
-        in_features, out_features: sizes of the last axis of input and output.
+        in_features: the size of the input's last axis.
+        out_features: the size of the output's last axis.
         bias: learn an additive bias.
 
-    Shapes:
-        input (N, in) -> output (N, out); weight (out, in), bias (out,), both
-        ~ U(-1/sqrt(in), +1/sqrt(in)) as in PyTorch.
+    Shapes: input (N, in) -> output (N, out); weight (out, in), bias (out,), both
+    ``~ U(-1/sqrt(in), +1/sqrt(in))`` as in PyTorch.
 
     Backward (`functional.linear_backward`): ``dW = gy^T @ x``, ``db = sum over n of gy``,
     ``dx = gy @ W``.  Only x is kept.

@@ -24,11 +24,13 @@ class BatchNorm2d(Module):
             (init 1) and ``num_batches_tracked`` (int64, init 0) and use them in ``eval()``
             mode; without them batch statistics are used in both modes.
 
-    Training mode: y = (x - mean) / sqrt(var + eps) * weight + bias with the batch's mean and
-    *biased* variance; then running = (1 - momentum) * running + momentum * batch statistic,
-    using the *unbiased* variance var * M / (M - 1) (M = N*H*W). Eval mode uses the running
-    statistics. Backward (`functional.batch_norm_backward`) goes through the batch mean and
-    variance in training mode. Forward keeps xhat and ``1/sqrt(var + eps)``.
+    Training mode: ``y = (x - mean) / sqrt(var + eps) * weight + bias`` with the batch's mean
+    and *biased* variance; then ``running = (1 - momentum) * running + momentum * batch``,
+    using the *unbiased* variance ``var * M / (M - 1)`` (``M = N*H*W``). Eval mode uses the
+    running statistics. Forward and backward are `functional.batch_norm_forward` (with
+    `functional.batch_norm_update_stats`) and `functional.batch_norm_backward`, which goes
+    through the batch mean and variance in training mode. Forward keeps xhat and
+    ``1/sqrt(var + eps)``.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,

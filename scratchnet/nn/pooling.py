@@ -45,10 +45,11 @@ class MaxPool2d(_Pool2d):
     """Maximum over each KH x KW window; padding counts as -inf.
 
     Args:
-        kernel_size: int or (h, w).  stride: defaults to ``kernel_size``.
+        kernel_size: int or (h, w).
+        stride: int or (h, w); defaults to ``kernel_size``.
         padding: at most half the kernel on each side.
 
-    Shapes: (N, C, H, W) -> (N, C, OH, OW), OH = floor((H + 2*PH - KH) / SH) + 1.
+    Shapes: (N, C, H, W) -> (N, C, OH, OW), ``OH = floor((H + 2*PH - KH) / SH) + 1``.
     Backward: dx gets gy at the position of each window's maximum (the first one on ties),
     summed where windows overlap. Only the argmax indices are kept.
     """
@@ -73,7 +74,7 @@ class MaxPool2d(_Pool2d):
 class AvgPool2d(_Pool2d):
     """Mean over each KH x KW window; padded zeros count (PyTorch's count_include_pad=True).
 
-    Backward: every pixel of a window gets gy / (KH*KW), summed where windows overlap.
+    Backward: every pixel of a window gets ``gy / (KH*KW)``, summed where windows overlap.
     """
 
     def __init__(self, kernel_size: IntOrPair, stride: IntOrPair | None = None,
