@@ -212,8 +212,8 @@ def conv2d_backward(gy: Array, col: Any, weight: Array, size: Pair, stride: Pair
         shapes (N, C, H, W), (OC, C, KH, KW) and (OC,).
     """
     gy = batch_last(gy)                          # read three times below: lay it out once
-    return (conv2d_grad_input(gy, weight, size, stride, padding), conv2d_grad_weight(gy, col),
-            bias_grad(gy))
+    dbias, dweight = bias_grad(gy), conv2d_grad_weight(gy, col)
+    return conv2d_grad_input(gy, weight, size, stride, padding), dweight, dbias
 
 
 @op

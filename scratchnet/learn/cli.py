@@ -141,8 +141,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="grade exercises and diagnose what is wrong",
                        description="Grade the named exercises of DIR (all when none are named): "
                                    "per tensor pass or fail, the worst entry and a diagnosis, and "
-                                   "a gradient check of a real layer running your function. Exit "
-                                   "status 0 only when every graded exercise passes.")
+                                   "a gradient check of the library's own layer running your "
+                                   "function. Exit status 0 only when every graded exercise passes.")
     p.add_argument("dir", metavar="DIR", type=Path, help="the folder `new` wrote")
     p.add_argument("names", metavar="NAME", nargs="*", default=[],
                    help=f"exercises to grade (default: all): {', '.join(EXERCISES)}")

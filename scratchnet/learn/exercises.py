@@ -287,24 +287,20 @@ def _with(layer: nn.Module, **values: np.ndarray) -> nn.Module:
     return layer
 
 
-def _only_sample(g: np.ndarray, n: int) -> np.ndarray:
-    out = np.zeros_like(g)
-    out[n] = g[n]
-    return out
-
-
 def _sample_mistakes(tensor: str, f: Callable[[NS, np.ndarray], Any]) -> tuple[Mistake, ...]:
     """A sum over the batch with one sample's contribution only (``f(a, g)``: the right formula
     with the upstream gradient ``g`` in place of ``a.gy``)."""
-    def several(a: NS) -> bool:
-        return a.gy.shape[0] > 1
+    def only(a: NS, n: int) -> Any:
+        g = np.zeros_like(a.gy)
+        g[n] = a.gy[n]
+        return f(a, g)
+    several: Callable[[NS], bool] = lambda a: a.gy.shape[0] > 1          # noqa: E731
     return (Mistake(tensor, "yours is the contribution of the last sample only: each sample's "
                     "contribution must be added (+=), not assigned (=), or use one product over "
-                    "the whole batch", lambda a: f(a, _only_sample(a.gy, a.gy.shape[0] - 1)),
-                    several),
+                    "the whole batch", lambda a: only(a, -1), several),
             Mistake(tensor, "yours is the contribution of the first sample only: the loop over "
                     "the batch stops early, or the other samples are not added",
-                    lambda a: f(a, _only_sample(a.gy, 0)), several))
+                    lambda a: only(a, 0), several))
 
 
 BATCH = ("N", lambda a: a.gy.shape[0], "the batch size")

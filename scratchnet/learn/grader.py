@@ -185,22 +185,17 @@ def grade_exercise(exercise: Exercise, directory: Path) -> ExerciseResult:
     """Grade one exercise of the learner's folder ``directory``."""
     t0 = time.perf_counter()
     result = ExerciseResult(exercise, Path(directory) / exercise.file)
+    outcomes: list[_CaseOutcome] = []
     with learner_code(directory):
         try:
             fns = load_functions(directory, exercise)
         except LearnerCodeError as exc:
-            result.status = NOT_WRITTEN if exc.not_written else FAIL
-            result.lines = exc.lines
-            result.seconds = time.perf_counter() - t0
-            return result
-        outcomes: list[_CaseOutcome] = []
-        for case in exercise.cases():
-            stop = _run_case(exercise, case, fns, directory, result, outcomes)
-            if stop:
-                result.seconds = time.perf_counter() - t0
-                return result
-    result.lines = _report(exercise, outcomes)
-    result.status = PASS if all(o.passed for o in outcomes) else FAIL
+            result.status, result.lines = NOT_WRITTEN if exc.not_written else FAIL, exc.lines
+        else:
+            if not any(_run_case(exercise, case, fns, directory, result, outcomes)
+                       for case in exercise.cases()):
+                result.lines = _report(exercise, outcomes)
+                result.status = PASS if all(o.passed for o in outcomes) else FAIL
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -208,51 +203,45 @@ def grade_exercise(exercise: Exercise, directory: Path) -> ExerciseResult:
 def _run_case(exercise: Exercise, case: Case, fns: dict[str, Callable[..., Any]],
               directory: Path, result: ExerciseResult, outcomes: list[_CaseOutcome]) -> bool:
     """Run one configuration; True when grading must stop (not written, an exception)."""
+    def stop(status: str, lines: list[str], where: str = "in configuration") -> bool:
+        result.status, result.lines = status, lines + [f"  {where}: {case.describe}"]
+        return True
+
     try:
         with _quiet():
             outputs, changed = exercise.run(fns, case)
     except NotImplementedError as exc:
         name = _raising_function(exc, directory, last=True)
-        if name is None:                       # raised elsewhere: an ordinary exception
-            result.status = FAIL
-            result.lines = describe_exception(exc, directory) + [
-                f"  in configuration: {case.describe}"]
+        if name is not None:                   # raised by the stub itself: not written yet
+            result.status = NOT_WRITTEN
+            result.lines = [f"{name} still raises NotImplementedError"
+                            + (f"; the stub's hint: {exc}" if str(exc) else "")]
             return True
-        result.status = NOT_WRITTEN
-        result.lines = [f"{name} still raises NotImplementedError"
-                        + (f"; the stub's hint: {exc}" if str(exc) else "")]
-        return True
+        return stop(FAIL, describe_exception(exc, directory))
     except StructureError as exc:
-        result.status = FAIL
-        result.lines = [str(exc), f"  in configuration: {case.describe}"]
-        return True
+        return stop(FAIL, [str(exc)])
     except Exception as exc:                            # noqa: BLE001 (any learner error)
-        result.status = FAIL
-        result.lines = describe_exception(exc, directory) + [
-            f"  in configuration: {case.describe}"]
-        return True
+        return stop(FAIL, describe_exception(exc, directory))
     comparisons = [compare(name, outputs.get(name), expected, case.contexts.get(name))
                    for name, expected in case.expected.items()]
     outcome = _CaseOutcome(case, comparisons, changed)
-    if exercise.layer is not None:
-        if any(c.problem for c in comparisons):
-            outcome.gradcheck = GradcheckOutcome(
-                False, failure="not run: a tensor above has the wrong shape or type")
-        else:
-            try:
-                with _quiet(), learner_overrides([exercise], fns):
-                    module, inputs = exercise.gradcheck_module(case)
-                    outcome.gradcheck = GradcheckOutcome(True, gradcheck(
-                        module, *inputs, raise_exception=False, **exercise.gradcheck))
-            except (StructureError, GradcheckError) as exc:
-                outcome.gradcheck = GradcheckOutcome(True, failure=f"failed: "
-                                                     f"{str(exc).splitlines()[0]}")
-            except Exception as exc:                    # noqa: BLE001 (any learner error)
-                result.status = FAIL
-                result.lines = describe_exception(exc, directory) + [
-                    f"  while the layer ran under gradcheck, in configuration: {case.describe}"]
-                return True
     outcomes.append(outcome)
+    if exercise.layer is None:
+        return False
+    if any(c.problem for c in comparisons):
+        outcome.gradcheck = GradcheckOutcome(
+            False, failure="not run: a tensor above has the wrong shape or type")
+        return False
+    try:
+        with _quiet(), learner_overrides([exercise], fns):
+            module, inputs = exercise.gradcheck_module(case)
+            outcome.gradcheck = GradcheckOutcome(True, gradcheck(
+                module, *inputs, raise_exception=False, **exercise.gradcheck))
+    except (StructureError, GradcheckError) as exc:
+        outcome.gradcheck = GradcheckOutcome(True, failure=f"failed: {str(exc).splitlines()[0]}")
+    except Exception as exc:                            # noqa: BLE001 (any learner error)
+        return stop(FAIL, describe_exception(exc, directory),
+                    "while the layer ran under gradcheck, in configuration")
     return False
 
 
