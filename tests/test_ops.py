@@ -189,3 +189,13 @@ def test_the_old_names_still_import_from_backend():
     assert backend.use_fused_kernels is kernels.use_fused_kernels
     with pytest.raises(AttributeError, match="has no attribute 'free_memory'"):
         backend.free_memory
+
+
+def test_the_kernels_docstring_lists_every_op_a_kernel_speeds_up():
+    import re
+    from scratchnet import kernels
+    listed = set(re.findall(r"`(\w+)`", "".join(
+        line.split("|")[2] for line in kernels.__doc__.splitlines() if line.startswith("| `kernels.")))
+    )
+    fast = {name for name, bodies in ops._faster.items() if bodies}
+    assert listed == fast - {"conv2d_forward", "conv2d_backward"}, (listed, fast)   # + blocked's
