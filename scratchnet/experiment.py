@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy
 from tqdm.auto import tqdm
 
-from . import __version__, nn, optim, plotting
+from . import __version__, cli, nn, optim, plotting
 from .backend import (default_rng, get_backend, manual_seed, retain_freed_host_memory,
                       synchronize, to_numpy)
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -80,8 +80,13 @@ class TrainingStopped(Exception):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training: the checkpoint was written first. ``str(exc)`` says where the
-    run stopped and how to continue it."""
+    """Ctrl-C (or SIGTERM, SIGHUP) during training: the checkpoint was written first.
+    ``str(exc)`` says where the run stopped and how to continue it; ``exit_status`` is 130 for
+    Ctrl-C, 128 + the signal's number otherwise (143 for SIGTERM)."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum, self.exit_status = signum, 128 + signum
 
 
 def evaluate(model: nn.Module, clean: Any, noisy: Any, batch_size: int = EVAL_BATCH) -> float:
@@ -100,22 +105,27 @@ def _versions(backend: str) -> dict[str, str]:
 
 
 class _StopFlag:
-    """First Ctrl-C asks the loop to stop after the current step; a second one aborts."""
+    """The first Ctrl-C, SIGTERM or SIGHUP asks the loop to stop after the current step (the
+    loop then writes the checkpoint and says how to resume); a second one aborts at once.
+
+    ``requested`` is False, or the number of the signal that asked.
+    """
 
     def __init__(self) -> None:
-        self.requested = False
+        self.requested: int | bool = False
 
     def __enter__(self) -> "_StopFlag":
-        self._old = signal.signal(signal.SIGINT, self._handle)
+        self._old = {s: signal.signal(s, self._handle) for s in cli.STOP_SIGNALS}
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
+            raise KeyboardInterrupt if signum == signal.SIGINT else cli.Terminated(signum)
+        self.requested = signum
 
     def __exit__(self, *exc: Any) -> None:
-        signal.signal(signal.SIGINT, self._old)
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
 
 
 def _draw(name: str, args: tuple, path: Path) -> None:
@@ -123,8 +133,9 @@ def _draw(name: str, args: tuple, path: Path) -> None:
     plotting.save_figure(getattr(plotting, name)(*args), path)
 
 
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C is the training process's to handle
+def _ignore_stop_signals() -> None:
+    for s in cli.STOP_SIGNALS:        # Ctrl-C, SIGTERM, SIGHUP are the training process's to handle
+        signal.signal(s, signal.SIG_IGN)
 
 
 class _Figures:
@@ -140,7 +151,7 @@ class _Figures:
 
     def __init__(self, background: bool):
         self._pool = (concurrent.futures.ProcessPoolExecutor(
-            1, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint)
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_stop_signals)
             if background else None)
         self._pending: list[concurrent.futures.Future] = []
 
@@ -149,10 +160,11 @@ class _Figures:
             _draw(name, args, path)
             return
         self._raise_failures(wait=False)
-        # The helper process is started by the first submit; SIGINT is blocked meanwhile so
-        # that it inherits the block: Ctrl-C then reaches the training process alone (the
-        # signal waits, it is not lost, and arrives here once unblocked).
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        # The helper process is started by the first submit; the stop signals are blocked
+        # meanwhile so that it inherits the block: Ctrl-C (SIGTERM, SIGHUP) then reaches the
+        # training process alone (the signal waits, it is not lost, and arrives here once
+        # unblocked).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set(cli.STOP_SIGNALS))
         try:
             self._pending.append(self._pool.submit(_draw, name, args, path))
         finally:
@@ -426,11 +438,19 @@ def _train(run: _Run, log: Callable[[str], None]) -> dict[str, Any]:
                 run.checkpoint()
                 run.write_outputs("interrupted")
                 raise TrainingInterrupted(
-                    f"interrupted {_position(epoch, run.state['batch'])}; checkpoint saved: "
-                    f"continue with --resume {run.out / 'checkpoint.npz'}")
+                    f"{cli.stopped_by(stop.requested)} {_position(epoch, run.state['batch'])}; "
+                    f"checkpoint saved: continue with --resume {run.out / 'checkpoint.npz'}",
+                    stop.requested)
             run.evaluate(epoch, seen, seconds, final=epoch + 1 == config.epochs)
             run.checkpoint()
             metrics = run.write_outputs("running" if epoch + 1 < config.epochs else "finished")
+            if stop.requested:                    # asked during the evaluation: stop here
+                done = epoch + 1 == config.epochs
+                raise TrainingInterrupted(
+                    f"{cli.stopped_by(stop.requested)} after epoch {epoch + 1}; " +
+                    (f"the run had finished: outputs in {run.out}" if done else
+                     f"checkpoint saved: continue with --resume {run.out / 'checkpoint.npz'}"),
+                    stop.requested)
             h = run.state["history"][-1]
             log(f"epoch {epoch + 1}: train MSE {h['train_mse']:.5f}, test MSE {h['test_mse']:.5f} "
                 f"({h['test_psnr']:.2f} dB)" + (f", SSIM {h['test_ssim']:.3f}" if "test_ssim" in h else "")
