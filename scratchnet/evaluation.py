@@ -30,8 +30,17 @@ EVAL_BATCH = 100
 
 
 def psnr(mse: float) -> float:
-    """Peak signal-to-noise ratio in dB for images in [0, 1]: 10*log10(1/MSE)."""
-    return 10 * math.log10(1 / mse) if mse > 0 else math.inf
+    """Peak signal-to-noise ratio in dB for images in [0, 1]: 10*log10(1/MSE).
+
+    A perfect match (MSE 0) is +inf dB and an infinite MSE -inf dB; an MSE that is NaN (a
+    model that produced NaN) has no PSNR: NaN, never a best score.
+    """
+    mse = float(mse)
+    if math.isnan(mse) or mse < 0:
+        return math.nan
+    if mse == 0:
+        return math.inf
+    return -math.inf if math.isinf(mse) else 10 * math.log10(1 / mse)
 
 
 def mean_ssim(clean: numpy.ndarray, images: numpy.ndarray, chunk: int = 100) -> float:
