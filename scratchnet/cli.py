@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import signal
 import sys
 from pathlib import Path
@@ -78,14 +79,39 @@ def raise_on_stop_signals() -> Iterator[None]:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse's parser with a one-line error: ``prog: error: <message> (see --help)``.
+    """argparse's parser with a one-line error: ``prog: error: <message> (see --help)``, and a
+    suggestion for a mistyped option (``--epocs``: did you mean ``--epochs``?).
 
     argparse prints its whole usage block (10-15 lines for these programs) before the error;
     the one line that matters was easy to miss under it.
     """
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        hint = self._did_you_mean(message)
+        self.exit(2, f"{self.prog}: error: {message}{hint} (see {self.prog} --help)\n")
+
+    def _option_strings(self) -> list[str]:
+        """Every option of this parser and of its subcommands."""
+        names = list(self._option_string_actions)
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    names += list(sub._option_string_actions)
+        return names
+
+    def _did_you_mean(self, message: str) -> str:
+        if not message.startswith("unrecognized arguments: "):
+            return ""
+        known = [n for n in self._option_strings() if n.startswith("--")]
+        hints = []
+        for word in message.split(": ", 1)[1].split():
+            option = word.split("=", 1)[0]
+            if not option.startswith("--") or option in known:
+                continue
+            close = difflib.get_close_matches(option.replace("_", "-"), known, n=1, cutoff=0.7)
+            if close:
+                hints.append(close[0])
+        return f" (did you mean {' and '.join(hints)}?)" if hints else ""
 
 
 class OneDefaultFormatter(argparse.ArgumentDefaultsHelpFormatter):
