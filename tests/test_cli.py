@@ -5,12 +5,13 @@ import pytest
 from scratchnet import cli
 
 
-def parser():
+def parser(subcommand=False):
     p = cli.ArgumentParser(prog="prog")
     p.add_argument("--epochs", type=int)
     p.add_argument("--limit-test", type=int)
-    sub = p.add_subparsers(dest="command")
-    sub.add_parser("check").add_argument("--hint", type=int)
+    if subcommand:
+        sub = p.add_subparsers(dest="command")
+        sub.add_parser("check").add_argument("--hint", type=int)
     return p
 
 
@@ -22,7 +23,7 @@ def parser():
 ])
 def test_a_mistyped_option_gets_a_suggestion_in_the_one_line(argv, suggestion, capsys):
     with pytest.raises(SystemExit) as exc:
-        parser().parse_args(argv)
+        parser(subcommand=argv[0] == "check").parse_args(argv)
     err = capsys.readouterr().err
     assert exc.value.code == 2 and len(err.strip().splitlines()) == 1
     assert err.startswith("prog: error: unrecognized arguments: ") and suggestion in err
