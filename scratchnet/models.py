@@ -11,8 +11,12 @@ from .nn._checks import positive_int
 
 Array = Any
 
+# The largest width a model is built with: what a checkpoint's config (or --width) may ask for
+# before any memory is spent on it. A U-Net's parameters grow with width squared.
+MAX_WIDTH = 256
+
 __all__ = ["Autoencoder", "conv_autoencoder", "dense_autoencoder", "UNet", "unet", "build_model",
-           "MODELS", "summary"]
+           "MODELS", "MAX_WIDTH", "summary"]
 
 
 class Autoencoder(nn.Module):
@@ -98,6 +102,9 @@ class UNet(nn.Module):
     def __init__(self, width: int = 16):
         super().__init__()
         w = positive_int(width, "width", "UNet")
+        if w > MAX_WIDTH:
+            raise ValueError(f"UNet: width must be at most {MAX_WIDTH} (width 256 is about "
+                             f"{117_393 * 256 ** 2 // 16 ** 2 / 1e6:.0f} million parameters), got {w}")
         self.e1, self.e2, self.b = conv_block(1, w), conv_block(w, 2 * w), conv_block(2 * w, 4 * w)
         self.pool1, self.pool2 = nn.MaxPool2d(2), nn.MaxPool2d(2)   # one per use: see Module
         self.u2, self.d2 = nn.ConvTranspose2d(4 * w, 2 * w, 2, 2), conv_block(4 * w, 2 * w)

@@ -310,26 +310,36 @@ class Module:
     def load_state_dict(self, state: dict[str, Array], strict: bool = True) -> None:
         """Copy arrays into the parameters and buffers, keeping each one's backend and dtype.
 
+        Every key, shape and value is checked before anything is copied, so a state that does
+        not fit leaves the model as it was.
+
         Raises:
             KeyError: missing or unexpected keys (with ``strict``).
-            ValueError: a shape differs.
+            ValueError: a shape differs, or a value is not an array of numbers.
         """
         own = self.state_dict()
+        name = type(self).__name__
         if strict:
             missing = [k for k in own if k not in state]
             unexpected = [k for k in state if k not in own]
             if missing or unexpected:
-                raise KeyError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, "
+                raise KeyError(f"{name}.load_state_dict: missing keys {missing}, "
                                f"unexpected keys {unexpected}")
-        for name, value in state.items():
-            if name not in own:
+        pairs = []
+        for key, value in state.items():
+            if key not in own:
                 continue
-            target = own[name]
+            target = own[key]
+            if not hasattr(value, "shape") or getattr(value.dtype, "kind", "O") not in "fiub":
+                raise ValueError(f"{name}.load_state_dict: '{key}' is not an array of numbers "
+                                 f"(got {type(value).__name__})")
             if tuple(value.shape) != tuple(target.shape):
-                raise ValueError(f"{type(self).__name__}.load_state_dict: '{name}' has shape "
+                raise ValueError(f"{name}.load_state_dict: '{key}' has shape "
                                  f"{tuple(value.shape)}, the model expects {tuple(target.shape)}")
             xp = get_array_module(target)
-            target[...] = xp.asarray(to_backend(value, xp), dtype=target.dtype)
+            pairs.append((target, xp.asarray(to_backend(value, xp), dtype=target.dtype)))
+        for target, value in pairs:                # everything fits: now copy
+            target[...] = value
 
     # --- display -----------------------------------------------------------------------
     def extra_repr(self) -> str:
