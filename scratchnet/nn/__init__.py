@@ -1,4 +1,5 @@
 """Layers with hand-written backward passes, PyTorch's names and semantics."""
+from . import init, utils
 from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from .container import Identity, ModuleList
 from .conv import Conv2d, ConvTranspose2d
@@ -12,4 +13,4 @@ from .pooling import AvgPool2d, MaxPool2d, Upsample
 __all__ = ["Module", "Parameter", "Sequential", "Conv2d", "ConvTranspose2d", "Linear", "Flatten",
            "Unflatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "MSELoss", "BatchNorm2d",
            "MaxPool2d", "AvgPool2d", "Upsample", "eval_mode", "no_grad", "is_grad_enabled",
-           "Identity", "ModuleList", "RemovableHandle"]
+           "Identity", "ModuleList", "RemovableHandle", "init", "utils"]
