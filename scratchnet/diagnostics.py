@@ -95,10 +95,10 @@ def _std(a: Array) -> Array:
 class Diagnostics:
     """Hooks on a model that sample activation, gradient and update statistics.
 
-    Made by :func:`watch`; call :meth:`step` once per optimizer step.
+    Made by `watch`; call `step()` once per optimizer step.
 
     Attributes:
-        steps: the step numbers sampled so far (0, every, 2*every, ...).
+        steps: the step numbers sampled so far (``0, every, 2 * every, ...``).
         layers: per watched layer name, a dict of lists, one entry per sampled step:
             "mean", "std", "saturated", "dead" (NaN where it does not apply) and
             "grad_std" (NaN if no backward ran on that step).
@@ -346,7 +346,7 @@ def watch(model: Module, every: int = 10, layers: str | Iterable[str] = "activat
             module without sub-modules) or a list of module names (``model.named_modules``).
 
     Returns:
-        A :class:`Diagnostics`: call ``step()`` after each optimizer step, then read
+        A `Diagnostics`: call ``step()`` after each optimizer step, then read
         ``summary()``, ``plot()`` or its ``layers`` / ``params`` lists; ``remove()`` (or a
         ``with`` block) takes the hooks off.
     """

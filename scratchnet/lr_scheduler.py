@@ -172,7 +172,7 @@ class LambdaLR(LRScheduler):
         optimizer: the optimizer.
         lr_lambda: a function of the step count returning a factor, or a list of such
             functions, one per parameter group.
-        last_epoch: see :class:`LRScheduler`.
+        last_epoch: see `LRScheduler`.
 
     ``state_dict()`` saves a callable object's attributes, not plain functions or lambdas
     (as in PyTorch): recreate the scheduler with the same function before loading.
@@ -213,7 +213,7 @@ class StepLR(LRScheduler):
         optimizer: the optimizer.
         step_size: steps between decays (a positive int).
         gamma: the factor (default 0.1).
-        last_epoch: see :class:`LRScheduler`.
+        last_epoch: see `LRScheduler`.
     """
 
     def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
@@ -239,7 +239,7 @@ class MultiStepLR(LRScheduler):
         optimizer: the optimizer.
         milestones: step counts (a milestone given twice decays twice there).
         gamma: the factor (default 0.1).
-        last_epoch: see :class:`LRScheduler`.
+        last_epoch: see `LRScheduler`.
     """
 
     def __init__(self, optimizer: Any, milestones: Iterable[int], gamma: float = 0.1,
@@ -275,7 +275,7 @@ class ExponentialLR(LRScheduler):
     Args:
         optimizer: the optimizer.
         gamma: the factor per step.
-        last_epoch: see :class:`LRScheduler`.
+        last_epoch: see `LRScheduler`.
     """
 
     def __init__(self, optimizer: Any, gamma: float, last_epoch: int = -1):
@@ -450,7 +450,7 @@ class OneCycleLR(LRScheduler):
         div_factor: initial_lr = max_lr / div_factor.
         final_div_factor: min_lr = initial_lr / final_div_factor.
         three_phase: the fastai-style schedule with a mirrored warm-up.
-        last_epoch: see :class:`LRScheduler`.
+        last_epoch: see `LRScheduler`.
     """
 
     def __init__(self, optimizer: Any, max_lr: float | list[float], total_steps: int | None = None,

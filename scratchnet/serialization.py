@@ -126,7 +126,7 @@ def save(obj: Any, f: str | os.PathLike) -> None:
 
 
 def load(f: str | os.PathLike, map_location: Any = None, weights_only: bool | None = None) -> Any:
-    """Read what :func:`save` wrote.
+    """Read what `save` wrote.
 
     Args:
         f: the file's path.

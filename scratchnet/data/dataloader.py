@@ -163,7 +163,7 @@ class DataLoader:
     """Iterate over a map-style dataset in batches (PyTorch's arguments, in its order).
 
     Args:
-        dataset: a :class:`Dataset` (anything with ``__getitem__`` and ``__len__``).
+        dataset: a `Dataset` (anything with ``__getitem__`` and ``__len__``).
         batch_size: examples per batch.
         shuffle: a new random order every epoch, from ``(seed, epoch)``.
         sampler: instead of ``shuffle``: an iterable of indices giving the order (iterated
@@ -172,7 +172,7 @@ class DataLoader:
             ``drop_last``: an iterable of index lists, one per batch.
         num_workers: accepted for PyTorch code and ignored: batches are built in the
             calling process (the arrays are already in memory, on their device).
-        collate_fn: turns a list of examples into a batch (default :func:`default_collate`).
+        collate_fn: turns a list of examples into a batch (default `default_collate`).
         pin_memory: accepted for PyTorch code and ignored.
         drop_last: skip a final batch smaller than ``batch_size``.
         seed: the shuffling seed; None draws one from scratchnet's generator when the

@@ -119,7 +119,7 @@ def uniform_(tensor: Any, a: float = 0.0, b: float = 1.0,
 
 def normal_(tensor: Any, mean: float = 0.0, std: float = 1.0,
             generator: numpy.random.Generator | None = None) -> Any:
-    """Fill with draws from N(mean, std**2)."""
+    """Fill with draws from ``N(mean, std**2)``."""
     shape = _target(tensor, "normal_").shape
     return _write(tensor, _generator(generator).normal(mean, std, size=shape), "normal_")
 
@@ -150,7 +150,7 @@ def xavier_uniform_(tensor: Any, gain: float = 1.0,
 
 def xavier_normal_(tensor: Any, gain: float = 1.0,
                    generator: numpy.random.Generator | None = None) -> Any:
-    """Glorot normal: N(0, std**2) with ``std = gain * sqrt(2 / (fan_in + fan_out))``."""
+    """Glorot normal: ``N(0, std**2)`` with ``std = gain * sqrt(2 / (fan_in + fan_out))``."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)), generator)
 
@@ -174,7 +174,7 @@ def kaiming_uniform_(tensor: Any, a: float = 0.0, mode: str = "fan_in",
         a: the negative slope of the leaky_relu that follows (PyTorch's layers use
             ``a = sqrt(5)``, which gives their default bound ``1 / sqrt(fan_in)``).
         mode: "fan_in" (preserves the forward pass's variance) or "fan_out" (the backward's).
-        nonlinearity: the activation that follows, for :func:`calculate_gain`.
+        nonlinearity: the activation that follows, for `calculate_gain`.
         generator: a NumPy Generator; scratchnet's seeded one by default.
     """
     std = _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_uniform_")
@@ -187,8 +187,8 @@ def kaiming_uniform_(tensor: Any, a: float = 0.0, mode: str = "fan_in",
 def kaiming_normal_(tensor: Any, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu",
                     generator: numpy.random.Generator | None = None) -> Any:
-    """He normal: N(0, std**2) with ``std = gain / sqrt(fan)``; arguments as in
-    :func:`kaiming_uniform_`."""
+    """He normal: ``N(0, std**2)`` with ``std = gain / sqrt(fan)``; arguments as in
+    `kaiming_uniform_`."""
     std = _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_")
     if std is None:
         return tensor
