@@ -245,31 +245,38 @@ class Module:
         """
         global _depth, _call_id, _root
         d = self.__dict__
-        if _depth == 0:
+        if _depth:
+            if _grad_enabled and d.get("_cache_call") == _call_id:
+                cache = d.get("_cache")
+                if cache is not None and cache is not NO_CACHE:
+                    _raise_used_twice(self)
+        else:
             _call_id += 1
             _root = self
-        elif d.get("_cache_call") == _call_id and _grad_enabled:
-            cache = d.get("_cache")
-            if cache is not None and cache is not NO_CACHE:
-                _raise_used_twice(self)
         _depth += 1
         try:
-            pre_hooks, hooks = d.get("_forward_pre_hooks"), d.get("_forward_hooks")
-            for hook in list(pre_hooks.values()) if pre_hooks else ():
-                result = hook(self, args)
-                if result is not None:
-                    args = result if isinstance(result, tuple) else (result,)
-            out = self.forward(*args, **kwargs)
-            for hook in list(hooks.values()) if hooks else ():
-                result = hook(self, args, out)
-                if result is not None:
-                    out = result
+            if d.get("_forward_pre_hooks") or d.get("_forward_hooks"):
+                out = self._forward_with_hooks(args, kwargs)
+            else:
+                out = self.forward(*args, **kwargs)
         finally:
             _depth -= 1
-            if _depth == 0:
+            if not _depth:
                 _root = None
-        object.__setattr__(self, "_out_shape", getattr(out, "shape", None))
-        object.__setattr__(self, "_cache_call", _call_id)
+        d["_out_shape"] = getattr(out, "shape", None)
+        d["_cache_call"] = _call_id
+        return out
+
+    def _forward_with_hooks(self, args: tuple, kwargs: dict) -> Any:
+        for hook in list(self._forward_pre_hooks.values()):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+        out = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            result = hook(self, args, out)
+            if result is not None:
+                out = result
         return out
 
     def forward(self, *args: Any) -> Any:
