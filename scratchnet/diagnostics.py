@@ -105,6 +105,8 @@ class Diagnostics:
         params: per parameter name, lists "grad_std", "grad_to_data" and "update_ratio"
             (the log10 ratio; NaN where the data's std is 0 or no update was seen).
         every: the sampling period, in steps.
+        step_count: the number of ``step()`` calls so far (settable: a resumed run sets it to
+            the steps already taken, so that its samples fall on the same steps).
     """
 
     def __init__(self, model: Module, every: int = 10, layers: str | Sequence[str] = "activations"):
@@ -133,7 +135,7 @@ class Diagnostics:
         self.params: dict[str, dict[str, list[float]]] = {}
         self.histograms: dict[str, dict[str, tuple[numpy.ndarray, numpy.ndarray]]] = {
             "activation": {}, "gradient": {}, "weight_grad": {}}
-        self._step = 0
+        self.step_count = 0
         self._snapshot: dict[str, Array] | None = None
         self._grads_read = False
         self._handles: list[RemovableHandle] = []
@@ -148,15 +150,15 @@ class Diagnostics:
     @property
     def sampling(self) -> bool:
         """Whether the current step is one that is recorded."""
-        return self._step % self.every == 0
+        return self.step_count % self.every == 0
 
     def _recording(self) -> bool:
         return self.sampling and is_grad_enabled()
 
     def _open(self) -> int:
         """The index of this step's sample, adding it on first use."""
-        if not self.steps or self.steps[-1] != self._step:
-            self.steps.append(self._step)
+        if not self.steps or self.steps[-1] != self.step_count:
+            self.steps.append(self.step_count)
             for row in self.layers.values():
                 for values in row.values():
                     values.append(math.nan)
@@ -238,7 +240,7 @@ class Diagnostics:
                 ratio = u_std / d_std if d_std > 0 else math.nan
                 self._param_row(name)["update_ratio"][i] = math.log10(ratio) if ratio > 0 else math.nan
         self._snapshot, self._grads_read = None, False
-        self._step += 1
+        self.step_count += 1
 
     def remove(self) -> None:
         """Remove every hook; the recorded statistics stay."""

@@ -70,6 +70,10 @@ def test_only_every_kth_step_is_sampled_and_remove_stops_it(xp):
     diag.remove()
     _train(model, diag, xp, 4)
     assert diag.steps == [0, 4, 8]
+    resumed = diagnostics.watch(model, every=4)
+    resumed.step_count = 10                           # a run resumed after 10 steps
+    _train(model, resumed, xp, 3)
+    assert resumed.steps == [12]
 
 
 def test_dead_relus_and_saturated_sigmoids_are_counted():

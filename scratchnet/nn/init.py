@@ -12,8 +12,6 @@ import math
 import warnings
 from typing import Any
 
-import numpy
-
 from ..backend import get_array_module, init_rng
 from .module import Parameter
 
@@ -36,6 +34,8 @@ def default_bound(fan_in: int) -> float:
 # given), casts to the target's dtype and writes into it on its backend, so the same seed
 # gives the same weights on NumPy and CuPy. Each returns its argument, as PyTorch's do.
 
+Generator = Any            # a NumPy random Generator: draws are made on the host
+
 _LINEAR = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
            "conv_transpose3d", "sigmoid")
 
@@ -55,11 +55,11 @@ def _write(tensor: Any, values: Any, caller: str) -> Any:
     """Copy host ``values`` into ``tensor`` (its shape, dtype and backend); return ``tensor``."""
     array = _target(tensor, caller)
     xp = get_array_module(array)
-    array[...] = xp.asarray(numpy.asarray(values).astype(array.dtype, copy=False))
+    array[...] = xp.asarray(values.astype(array.dtype, copy=False))   # host draws, moved once
     return tensor
 
 
-def _generator(generator: numpy.random.Generator | None) -> numpy.random.Generator:
+def _generator(generator: Generator | None) -> Generator:
     return init_rng() if generator is None else generator
 
 
@@ -111,14 +111,14 @@ def _fan(tensor: Any, mode: str, caller: str) -> int:
 
 
 def uniform_(tensor: Any, a: float = 0.0, b: float = 1.0,
-             generator: numpy.random.Generator | None = None) -> Any:
+             generator: Generator | None = None) -> Any:
     """Fill with draws from U(a, b)."""
     shape = _target(tensor, "uniform_").shape
     return _write(tensor, _generator(generator).uniform(a, b, size=shape), "uniform_")
 
 
 def normal_(tensor: Any, mean: float = 0.0, std: float = 1.0,
-            generator: numpy.random.Generator | None = None) -> Any:
+            generator: Generator | None = None) -> Any:
     """Fill with draws from ``N(mean, std**2)``."""
     shape = _target(tensor, "normal_").shape
     return _write(tensor, _generator(generator).normal(mean, std, size=shape), "normal_")
@@ -141,7 +141,7 @@ def zeros_(tensor: Any) -> Any:
 
 
 def xavier_uniform_(tensor: Any, gain: float = 1.0,
-                    generator: numpy.random.Generator | None = None) -> Any:
+                    generator: Generator | None = None) -> Any:
     """Glorot uniform: U(-a, a) with ``a = gain * sqrt(6 / (fan_in + fan_out))``."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     a = math.sqrt(3.0) * gain * math.sqrt(2.0 / float(fan_in + fan_out))
@@ -149,7 +149,7 @@ def xavier_uniform_(tensor: Any, gain: float = 1.0,
 
 
 def xavier_normal_(tensor: Any, gain: float = 1.0,
-                   generator: numpy.random.Generator | None = None) -> Any:
+                   generator: Generator | None = None) -> Any:
     """Glorot normal: ``N(0, std**2)`` with ``std = gain * sqrt(2 / (fan_in + fan_out))``."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)), generator)
@@ -166,7 +166,7 @@ def _kaiming_std(tensor: Any, a: float, mode: str, nonlinearity: str, caller: st
 
 def kaiming_uniform_(tensor: Any, a: float = 0.0, mode: str = "fan_in",
                      nonlinearity: str = "leaky_relu",
-                     generator: numpy.random.Generator | None = None) -> Any:
+                     generator: Generator | None = None) -> Any:
     """He uniform: U(-bound, bound) with ``bound = gain * sqrt(3 / fan)``.
 
     Args:
@@ -186,7 +186,7 @@ def kaiming_uniform_(tensor: Any, a: float = 0.0, mode: str = "fan_in",
 
 def kaiming_normal_(tensor: Any, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu",
-                    generator: numpy.random.Generator | None = None) -> Any:
+                    generator: Generator | None = None) -> Any:
     """He normal: ``N(0, std**2)`` with ``std = gain / sqrt(fan)``; arguments as in
     `kaiming_uniform_`."""
     std = _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_")
