@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import math
 import operator
+import sys
 from typing import Any, Iterable
 
+from . import lr_scheduler
 from .backend import RawOp, get_array_module, pointer_table, to_backend
+from .lr_scheduler import CosineAnnealingLR
 from .nn.module import Parameter
 
 Array = Any
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "CosineAnnealingLR"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "CosineAnnealingLR", "lr_scheduler"]
+sys.modules[__name__ + ".lr_scheduler"] = lr_scheduler   # from scratchnet.optim.lr_scheduler import ...
 
 
 def _check_range(name: str, value: float, low: float, high: float | None = None,
@@ -59,7 +63,19 @@ class Optimizer:
         _check_range("learning rate", group["lr"], 0.0)
         _check_range("weight_decay", group.get("weight_decay", 0.0), 0.0)
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradient of every parameter to zeros.
+
+        Args:
+            set_to_none: accepted for PyTorch code; either value gives zeros. PyTorch
+                (default True) drops the gradient tensor so that its next backward can
+                assign instead of add; here every backward *adds* into ``param.grad``
+                (``+=``), so the array stays and is zero-filled, and ``p.grad`` is never
+                None. One consequence: a parameter that took no part in the last backward
+                still gets an update from its zero gradient (momentum, weight decay), as in
+                PyTorch with ``set_to_none=False``; freeze it (``requires_grad = False``) or
+                leave it out of the optimizer to skip it.
+        """
         for i, group in enumerate(self.param_groups):
             grads = [p.grad for p in group["params"]]
             fused = _ZERO.kernel(grads[0]) if _same_kind(grads) else None
@@ -71,12 +87,16 @@ class Optimizer:
                 p.zero_grad()
 
     def step(self) -> None:
+        """Update every parameter with ``requires_grad`` (a frozen one is left as it is)."""
         for i, group in enumerate(self.param_groups):
-            for p in group["params"]:
+            params = [p for p in group["params"] if p.requires_grad]
+            if len(params) != len(group["params"]):
+                group = {**group, "params": params}
+            for p in params:
                 state = self.state.setdefault(p, {})
                 _follow(p, state)
-            if not self._fused_update(i, group):
-                for p in group["params"]:
+            if params and not self._fused_update(i, group):
+                for p in params:
                     self._update(p, self.state[p], group)
 
     def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
@@ -353,36 +373,3 @@ class AdamW(Adam):
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-
-
-class CosineAnnealingLR:
-    """Cosine decay of every group's learning rate from its initial value to ``eta_min``.
-
-    After ``k`` calls of ``step()`` (one per optimizer step, or per epoch, as you choose) the
-    learning rate is ``eta_min + (lr0 - eta_min) * (1 + cos(pi * k / T_max)) / 2``: lr0 at
-    k = 0, eta_min at k = T_max. This is PyTorch's ``CosineAnnealingLR`` in closed form, so
-    the rate depends only on ``k`` and a resumed run continues exactly (``last_epoch``).
-    """
-
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
-                 last_epoch: int = 0):
-        if not isinstance(T_max, int) or T_max < 1:
-            raise ValueError(f"CosineAnnealingLR: T_max must be a positive int, got {T_max!r}")
-        _check_range("eta_min", eta_min, 0.0)
-        self.optimizer, self.T_max, self.eta_min = optimizer, T_max, eta_min
-        self.base_lrs = [g.setdefault("initial_lr", g["lr"]) for g in optimizer.param_groups]
-        self.last_epoch = last_epoch
-        self._apply()
-
-    def get_lr(self) -> list[float]:
-        k = self.last_epoch                         # past T_max the cosine rises again, as in PyTorch
-        return [self.eta_min + (lr0 - self.eta_min) * (1 + math.cos(math.pi * k / self.T_max)) / 2
-                for lr0 in self.base_lrs]
-
-    def step(self) -> None:
-        self.last_epoch += 1
-        self._apply()
-
-    def _apply(self) -> None:
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
-            group["lr"] = lr
