@@ -26,7 +26,7 @@ from pathlib import Path  # noqa: E402
 from scratchnet import cli  # noqa: E402
 from scratchnet.backend import BackendUnavailableError, get_backend  # noqa: E402
 from scratchnet.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
-from scratchnet.cli import non_negative_float, positive_float, positive_int  # noqa: E402
+from scratchnet.cli import non_negative_float, positive_float, positive_int, sigma_value  # noqa: E402
 from scratchnet.data import DATASETS, NOISES, DatasetError, NoiseSpec  # noqa: E402
 from scratchnet.experiment import (LR_SCHEDULES, PHOTO_DATASETS, PRESETS, Config,  # noqa: E402
                                    TrainingStopped, train)
@@ -121,15 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
-
-
-def sigma_value(text: str) -> float:
-    """argparse type: a noise sigma on the 0-255 scale, in [0, 255]."""
-    value = non_negative_float(text)
-    if value > 255:
-        raise argparse.ArgumentTypeError(f"expected a sigma in [0, 255] (the 0-255 scale of "
-                                         f"8-bit images), got {text!r}")
-    return value
 
 
 def _show(value: object) -> str:

@@ -60,3 +60,17 @@ def real_data():
             pytest.fail(msg + " (CI=true: real-data tests must run)")
         pytest.skip(msg)
     return root
+
+
+@pytest.fixture(scope="session")
+def real_photos():
+    """The root holding natural/train400, natural/bsd68 and natural/set12 (the photographs).
+    Skips locally when absent, but fails in CI (CI=true)."""
+    root = os.environ.get("SCRATCHNET_DATA")
+    if root and all((Path(root) / "natural" / s).is_dir() for s in ("train400", "bsd68", "set12")):
+        return Path(root)
+    msg = ("the natural images were not found: set SCRATCHNET_DATA to a folder holding "
+           "natural/train400, natural/bsd68 and natural/set12")
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(msg + " (CI=true: real-data tests must run)")
+    pytest.skip(msg)

@@ -120,10 +120,9 @@ def test_disk_full_ends_in_one_line_and_keeps_the_last_checkpoint(real_data, tmp
 # --- diverging runs ---------------------------------------------------------------------------
 @pytest.mark.realdata
 def test_non_finite_loss_before_any_checkpoint_says_so(real_data, tmp_path, monkeypatch):
-    import scratchnet.experiment as ex
-    real_add_noise = ex.add_noise
-    monkeypatch.setattr(ex, "add_noise", lambda kind, x, *a, **k: real_add_noise(kind, x, *a, **k)
-                        * (np.nan if len(x) == 32 else 1))
+    from scratchnet.data import NoiseSpec
+    real_apply = NoiseSpec.apply                  # the training batches' noise
+    monkeypatch.setattr(NoiseSpec, "apply", lambda spec, x, rng: real_apply(spec, x, rng) * np.nan)
     cfg = Config(data_dir=str(real_data), limit_train=256, limit_test=64, epochs=2, batch_size=32)
     with pytest.raises(TrainingStopped, match="no checkpoint was written yet, so this run cannot "
                                               "be resumed"):

@@ -63,9 +63,10 @@ class PatchLoader:
             host stream ``(seed, e, b, 1)``, so it is the same batch whether the run was
             resumed or not, on NumPy and CuPy alike.
 
-    A patch is one gather: the (P, P) grid of source coordinates is transposed when bit 0 of
-    the transform is set, flipped top-bottom for bit 1 and left-right for bit 2 (those three
-    generate all 8 symmetries), shifted to the patch's corner and read from the images at once.
+    A patch is one gather from a (P, P) grid of source coordinates: the crop transposed when
+    bit 0 of the transform is set, then flipped top-bottom for bit 1 and left-right for bit 2
+    (those three generate all 8 symmetries of the square). On the grid that reads backwards:
+    the flips act on the output coordinates first, the transpose swaps them last.
     Batches are (B, 1, P, P); ``loader.epoch`` (settable) selects the epoch, iterating
     advances it by one.
     """
@@ -105,14 +106,12 @@ class PatchLoader:
         P = self.patch_size
         image, top, left, mode = self.indices(epoch, b)
         rr, cc = numpy.meshgrid(numpy.arange(P), numpy.arange(P), indexing="ij")
-        rr = numpy.broadcast_to(rr, (len(image), P, P))
-        cc = numpy.broadcast_to(cc, (len(image), P, P))
-        t = (mode & 1).astype(bool)[:, None, None]
-        rr, cc = numpy.where(t, cc, rr), numpy.where(t, rr, cc)           # transpose
-        rr = numpy.where((mode & 2).astype(bool)[:, None, None], P - 1 - rr, rr)
-        cc = numpy.where((mode & 4).astype(bool)[:, None, None], P - 1 - cc, cc)
+        bit = [((mode >> k) & 1).astype(bool)[:, None, None] for k in range(3)]
+        rr = numpy.where(bit[1], P - 1 - rr, rr)                 # flip top-bottom
+        cc = numpy.where(bit[2], P - 1 - cc, cc)                 # flip left-right
+        rr, cc = numpy.where(bit[0], cc, rr), numpy.where(bit[0], rr, cc)    # transpose
         flat = (image[:, None, None] * H + top[:, None, None] + rr) * W + left[:, None, None] + cc
-        return xp.take(self.images.reshape(-1), xp.asarray(flat))[:, None]
+        return self.images.reshape(-1)[xp.asarray(flat)][:, None]
 
     def __iter__(self) -> Iterator[Array]:
         epoch = self.epoch

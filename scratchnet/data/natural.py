@@ -208,6 +208,8 @@ def download_natural(name: str, root: str | os.PathLike | None = None,
         except (OSError, urllib.error.URLError, DatasetError, ValueError) as exc:
             plain = isinstance(exc, urllib.error.URLError) and not isinstance(
                 exc, urllib.error.HTTPError)
+            if isinstance(exc, urllib.error.HTTPError):
+                exc.close()                       # its response holds the connection open
             raise DatasetError(
                 f"could not download natural/{name}/{fname} from {url}: "
                 f"{exc.reason if plain else exc}. Without a network: copy the "
