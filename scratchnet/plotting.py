@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from typing import Any, Sequence
 
 import matplotlib
@@ -189,7 +190,7 @@ def plot_crops(rows: Sequence[Sequence[tuple[str, numpy.ndarray]]], title: str,
     h = max(numpy.asarray(img).shape[0] for r in rows for _, img in r)
     w = max(numpy.asarray(img).shape[1] for r in rows for _, img in r)
     fig, axes = plt.subplots(n_rows, n_cols, squeeze=False,
-                             figsize=(n_cols * (w / dpi + 0.15), n_rows * (h / dpi + 0.35) + 0.5))
+                             figsize=(n_cols * (w / dpi + 0.15), n_rows * (h / dpi + 0.55) + 0.6))
     for ax in axes.ravel():
         ax.set_axis_off()
     for r, row in enumerate(rows):
@@ -197,8 +198,8 @@ def plot_crops(rows: Sequence[Sequence[tuple[str, numpy.ndarray]]], title: str,
             img = numpy.clip(numpy.asarray(img, dtype=float), 0, 1)
             axes[r][c].imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1,
                               interpolation="nearest")
-            axes[r][c].set_title(name, fontsize=7)
-    fig.suptitle(title, fontsize=8)
+            axes[r][c].set_title(textwrap.fill(name, max(12, img.shape[1] // 6)), fontsize=7)
+    fig.suptitle(textwrap.fill(title, max(40, n_cols * w // 6)), fontsize=8)
     return fig
 
 
