@@ -166,3 +166,17 @@ def test_train400_defaults_to_the_cpu_preset_and_sigma_25():
     config = train_denoiser.make_config(parser.parse_args(argv), parser,
                                         train_denoiser.explicit_options(argv))
     assert config.dataset == "train400" and config.noise.blind and config.epochs == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.realdata
+def test_a_cupy_run_trains_scores_and_loads_on_numpy(real_photos, tmp_path):
+    from scratchnet import backend
+    if not backend.is_available("cupy"):
+        pytest.skip("CuPy backend unavailable (no CuPy or no CUDA GPU)")
+    cfg = Config(**TINY, epochs=1, backend="cupy", data_dir=str(real_photos),
+                 noise=NoiseSpec.from_sigma(sigma_range=(0, 55)), test_sigmas=[25])
+    m = train(cfg, tmp_path / "run", progress=False, log=_quiet)
+    assert np.isfinite(m["test"]["sigmas"]["25"]["psnr"])
+    model, _ = load_model(tmp_path / "run" / "checkpoint.npz")          # written from CuPy
+    assert model.backend == "numpy"
