@@ -39,9 +39,7 @@ if __name__ == "__main__":   # Ctrl-C while the libraries load: one line, exit 1
         "interrupted while starting; nothing was written\n"), os._exit(130)))
 
 import argparse  # noqa: E402
-import csv  # noqa: E402
 import dataclasses  # noqa: E402
-import io  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -60,7 +58,7 @@ from scratchnet.data import (DATASETS, NATURAL_SETS, NOISES, DatasetError, Noise
 from scratchnet.evaluation import (EVAL_BATCH, image_scores, predict, score_images,  # noqa: E402
                                    score_model)
 from scratchnet.experiment import BENCHMARK_SIGMAS, PHOTO_DATASETS, Config  # noqa: E402
-from scratchnet.fileio import WriteError, atomic_write_text  # noqa: E402
+from scratchnet.fileio import WriteError, atomic_write_csv, atomic_write_text  # noqa: E402
 from scratchnet.images import EXTENSIONS, ImageError, read_image  # noqa: E402
 from scratchnet.inference import check_fits, denoise_image, luminance_weights  # noqa: E402
 
@@ -263,11 +261,7 @@ def test_seed(args: argparse.Namespace, entries: list[Entry]) -> int:
 
 def write_outputs(out: Path, args: argparse.Namespace, rows: list[dict], examples: dict,
                   noise: str, factors: list[float], wall: float, entries: list[Entry]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "sweep.csv", buf.getvalue())
+    atomic_write_csv(out / "sweep.csv", FIELDS, rows)
     atomic_write_text(out / "sweep.json", json.dumps(
         {"noise": noise, "factors": factors, "clip": not args.no_clip,
          "test_seed": test_seed(args, entries),
@@ -398,11 +392,7 @@ def photo_summary(rows: list[dict]) -> list[dict]:
 
 def write_photo_outputs(out: Path, args: argparse.Namespace, rows: list[dict], summary: list[dict],
                         crops: dict, clean: np.ndarray, source: str, wall: float, seed: int) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, PHOTO_FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "scores.csv", buf.getvalue())
+    atomic_write_csv(out / "scores.csv", PHOTO_FIELDS, rows)
     atomic_write_text(out / "scores.json", json.dumps(
         {"images": source, "protocol": "Gaussian noise of sigma/255, not clipped, image i from "
          f"default_rng(({seed}, i)); outputs clipped to [0, 1]; PSNR and SSIM per image, averaged",

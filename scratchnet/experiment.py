@@ -16,9 +16,7 @@ never stopped.
 from __future__ import annotations
 
 import concurrent.futures
-import csv
 import dataclasses
-import io
 import json
 import math
 import multiprocessing
@@ -39,7 +37,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data import (DATASETS, NATURAL_SETS, BatchLoader, NoiseSpec, PatchLoader, images_to_array,
                    load_dataset, load_natural)
 from .evaluation import denoise_photos, mean_ssim, predict, psnr, score_model, score_photos
-from .fileio import WriteError, atomic_write_text
+from .fileio import WriteError, atomic_write_csv, atomic_write_text
 from .models import build_model, summary
 
 __all__ = ["Config", "RunState", "TrainingStopped", "TrainingInterrupted", "train", "psnr",
@@ -509,11 +507,7 @@ class _Run:
         fields = (HISTORY_FIELDS if not cfg.photos else
                   ["epoch", "train_mse"] + [f"val_{m}_{_key(s)}" for s in cfg.sigmas()
                                             for m in ("psnr", "ssim")] + ["seconds", "images_per_s"])
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(self.out / "history.csv", buf.getvalue())
+        atomic_write_csv(self.out / "history.csv", fields, rows)
         if self.state.iteration_losses:
             self.figures.draw("plot_iteration_loss", (
                 list(self.state.iteration_losses), len(self.loader),

@@ -3,6 +3,8 @@
 raises :class:`WriteError` naming the file and the reason."""
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -44,3 +46,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], Any]) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def atomic_write_csv(path: str | os.PathLike, fields: list[str], rows: list[dict]) -> None:
+    """A CSV file with a header of ``fields`` (keys of the rows not among them are left out)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())

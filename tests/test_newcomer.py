@@ -115,17 +115,9 @@ def test_ctrl_c_while_scoring_writes_nothing(real_data, tmp_path, checkpoint):
 
 @pytest.mark.realdata
 def test_interrupt_and_resume_speak_the_same_numbers(real_data, tmp_path, monkeypatch):
+    from conftest import sigint_at_batch
     from scratchnet.data import NoiseSpec
-    real = NoiseSpec.apply                       # the training batches' noise
-    calls = []
-
-    def interrupt_at_batch_3(spec, x, rng):
-        calls.append(1)
-        if len(calls) == 8 + 3:                  # epoch 2 (8 batches each), batch 3
-            signal.raise_signal(signal.SIGINT)
-        return real(spec, x, rng)
-
-    monkeypatch.setattr(NoiseSpec, "apply", interrupt_at_batch_3)
+    real = sigint_at_batch(monkeypatch, 8 + 3)     # epoch 2 (8 batches each), batch 3
     cfg = Config(data_dir=str(real_data), limit_train=256, limit_test=64, epochs=3, batch_size=32)
     with pytest.raises(TrainingInterrupted) as exc:
         train(cfg, tmp_path / "a", progress=False, log=lambda s: None)

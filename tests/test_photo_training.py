@@ -1,7 +1,6 @@
 """Training on photographs (Train400) as a user runs it: the tiny run through the CLI, a resumed
 run bit-identical to a straight one, the NaN guard, Ctrl-C, blind noise, presets and errors."""
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import sigint_at_batch
 from scratchnet.checkpoint import load_checkpoint, load_model
 from scratchnet.data import NoiseSpec
 from scratchnet.experiment import (PRESETS, Config, TrainingInterrupted, TrainingStopped,
@@ -54,27 +54,16 @@ def test_a_one_epoch_run_on_8_images_through_the_cli(real_photos, tmp_path):
 
 
 @pytest.mark.realdata
-def test_resume_is_bit_identical_to_a_straight_run(real_photos, tmp_path):
+def test_resume_is_bit_identical_to_a_straight_run(real_photos, tmp_path, monkeypatch):
     """Stopped by Ctrl-C in the middle of epoch 2 and resumed: the same patches, noise, weights,
     losses and scores as a run that never stopped (cosine schedule, blind noise)."""
     cfg = Config(**TINY, epochs=3, lr_schedule="cosine", data_dir=str(real_photos),
                  noise=NoiseSpec.from_sigma(sigma_range=(0, 55)), test_sigmas=[25])
     train(cfg, tmp_path / "straight", progress=False, log=_quiet)
-    real = NoiseSpec.apply
-    calls = []
-
-    def interrupt(spec, x, rng):
-        calls.append(1)
-        if len(calls) == 4 + 2:                    # epoch 2 (4 batches each), batch 2
-            signal.raise_signal(signal.SIGINT)
-        return real(spec, x, rng)
-
-    NoiseSpec.apply = interrupt
-    try:
-        with pytest.raises(TrainingInterrupted, match="interrupted in epoch 2 after batch 2"):
-            train(cfg, tmp_path / "first", progress=False, log=_quiet)
-    finally:
-        NoiseSpec.apply = real
+    real = sigint_at_batch(monkeypatch, 4 + 2)     # epoch 2 (4 batches each), batch 2
+    with pytest.raises(TrainingInterrupted, match="interrupted in epoch 2 after batch 2"):
+        train(cfg, tmp_path / "first", progress=False, log=_quiet)
+    monkeypatch.setattr(NoiseSpec, "apply", real)
     train(cfg, tmp_path / "second", resume=tmp_path / "first" / "checkpoint.npz", progress=False,
           log=_quiet)
     for name in OUTPUTS:
