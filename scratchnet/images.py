@@ -124,7 +124,8 @@ def _decode(path: Path, data: bytes, im: Image.Image) -> Picture:
         raise _fail(path, "a bilevel (1-bit) image: there is no noise to remove")
     info = {k: im.info[k] for k in ("icc_profile", "exif") if im.info.get(k)}
     header = _png_header(data)
-    if header is not None and header[0] == 16 and header[1] in (2, 6):   # 16-bit colour PNG
+    if header is not None and header[0] == 16 and header[1] in (2, 4, 6):   # 16-bit colour or
+                                                                             # gray + alpha PNG
         import png                                   # pypng: Pillow keeps 8 bits of these
         width, height, rows, meta = png.Reader(bytes=data).asDirect()
         planes = meta["planes"]
@@ -163,7 +164,7 @@ def write_image(path: str | os.PathLike, like: Picture, pixels: numpy.ndarray) -
         if fmt == "PNG":
             import png
             H, W, C = values.shape
-            writer = png.Writer(W, H, greyscale=False, alpha=C == 4, bitdepth=16)
+            writer = png.Writer(W, H, greyscale=C == 2, alpha=C in (2, 4), bitdepth=16)
             atomic_write(path, lambda fh: writer.write(fh, values.reshape(H, W * C)))
             return
         import tifffile

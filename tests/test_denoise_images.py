@@ -60,6 +60,11 @@ def _save(path: Path, kind: str) -> np.ndarray:
         with open(path, "wb") as fh:
             png.Writer(34, 21, greyscale=False, bitdepth=16).write(fh, RGB16.reshape(21, -1))
         return RGB16
+    if kind == "png16-la":
+        values = np.dstack([GRAY16, RGB16[..., 0]])
+        with open(path, "wb") as fh:
+            png.Writer(34, 21, greyscale=True, alpha=True, bitdepth=16).write(fh, values.reshape(21, -1))
+        return values
     if kind == "tif16-rgb":
         tifffile.imwrite(path, RGB16, photometric="rgb")
         return RGB16
@@ -71,7 +76,7 @@ def _save(path: Path, kind: str) -> np.ndarray:
     return values
 
 
-CASES = {"png8": "x.png", "png16": "x.png", "png-rgb": "x.png", "png16-rgb": "x.png",
+CASES = {"png8": "x.png", "png16": "x.png", "png-rgb": "x.png", "png16-rgb": "x.png", "png16-la": "x.png",
          "png-rgba": "x.png", "png-la": "x.png", "tif8": "x.tif", "tif16": "x.tiff",
          "tif16-rgb": "x.tif", "jpg": "x.jpg", "jpg-gray": "x.jpeg"}
 
@@ -93,7 +98,7 @@ def test_every_format_and_bit_depth_comes_out_as_it_went_in(identity, tmp_path, 
         np.testing.assert_array_equal(np.rint(b.pixels * scale).astype(values.dtype), values)
     if kind.startswith("png16"):
         with Image.open(out) as im:
-            assert im.mode == ("I;16" if kind == "png16" else "RGB")
+            assert im.mode == {"png16": "I;16", "png16-rgb": "RGB", "png16-la": "RGBA"}[kind]   # Pillow's view
         assert png.Reader(bytes=out.read_bytes()).read()[3]["bitdepth"] == 16
 
 
