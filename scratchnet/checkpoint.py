@@ -277,7 +277,8 @@ def load_model(path: str | os.PathLike) -> tuple[Module, dict[str, Any]]:
         raise CheckpointError(f"checkpoint {path} has no run configuration (it was not written by "
                               "examples/train_denoiser.py)")
     try:
-        model = build_model(config["model"], config.get("width"))
+        model = build_model(config["model"], config.get("width"), config.get("depth"),
+                            config.get("channels"))
         model.load_state_dict(meta["model_state"])
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path} does not fit its model '{config['model']}': "

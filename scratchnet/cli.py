@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Callable, Iterator, NoReturn
 
 __all__ = ["ArgumentParser", "OneDefaultFormatter", "positive_int", "non_negative_float",
-           "positive_float", "interrupts_exit", "remove_if_empty", "INTERRUPTED", "STOP_SIGNALS",
-           "Terminated", "exit_status", "stopped_by", "raise_on_stop_signals"]
+           "positive_float", "sigma_value", "interrupts_exit", "remove_if_empty", "INTERRUPTED",
+           "STOP_SIGNALS", "Terminated", "exit_status", "stopped_by", "raise_on_stop_signals"]
 
 INTERRUPTED = 130                     # the shell's status for a program ended by SIGINT
 # The signals that ask a program to stop: Ctrl-C, `kill PID` (or a scheduler), a closed terminal.
@@ -155,6 +155,15 @@ def positive_float(text: str) -> float:
         value = 0.0
     if value == 0:
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def sigma_value(text: str) -> float:
+    """argparse type: a noise sigma on the 0-255 scale of 8-bit images, in [0, 255]."""
+    value = non_negative_float(text)
+    if value > 255:
+        raise argparse.ArgumentTypeError(f"expected a sigma in [0, 255] (the 0-255 scale of "
+                                         f"8-bit images), got {text!r}")
     return value
 
 

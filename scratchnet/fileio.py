@@ -3,6 +3,8 @@
 raises :class:`WriteError` naming the file and the reason."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -65,3 +67,12 @@ def atomic_write_json(path: str | os.PathLike, value: Any) -> None:
     """Write ``value`` as strict JSON (non-finite numbers as null, see :func:`strict_json`),
     indented, atomically."""
     atomic_write_text(path, json.dumps(strict_json(value), indent=2, allow_nan=False))
+
+
+def atomic_write_csv(path: str | os.PathLike, fields: list[str], rows: list[dict]) -> None:
+    """A CSV file with a header of ``fields`` (keys of the rows not among them are left out)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
