@@ -332,8 +332,6 @@ def photo_plan(args: argparse.Namespace, entries: list[Entry], parser: argparse.
         sigmas = sorted(own or BENCHMARK_SIGMAS)
     if args.baselines is None:
         baselines = [b for b in ("nl-means", "tv", "wavelet", "bm3d") if available(b)]
-        if not available("bm3d"):
-            print(f"note: BM3D is left out: {BM3D_HINT}", file=sys.stderr)
     else:
         baselines = list(dict.fromkeys(args.baselines))
         if "bm3d" in baselines and not available("bm3d"):
@@ -430,6 +428,8 @@ def main_photos(args: argparse.Namespace, parser: argparse.ArgumentParser, entri
                 check_fits(e.model, c.shape)
             except ValueError as exc:
                 parser.error(f"argument --images: {name}: {exc} ({e.path})")
+    if args.baselines is None and not available("bm3d"):     # said once everything is valid
+        print(f"note: BM3D is left out: {BM3D_HINT}", file=sys.stderr)
     t0 = time.perf_counter()
     rows, crops = photo_sweep(args, entries, clean, names, sigmas, baselines, seed)
     summary = photo_summary(rows)
