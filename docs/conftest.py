@@ -107,9 +107,14 @@ if _PERTURB > 0:
         def __init__(self, rng):
             self._rng, self._signs = rng, _np.random.default_rng(_PERTURB)
 
-        def uniform(self, low, high, size=None):
-            values = self._rng.uniform(low, high, size=size)
+        def _moved(self, values):
             return values * (1 + self._signs.choice([-1.0, 1.0], _np.shape(values)) * 2.0 ** -23)
+
+        def uniform(self, low, high, size=None):
+            return self._moved(self._rng.uniform(low, high, size=size))
+
+        def normal(self, loc=0.0, scale=1.0, size=None):      # nn.init.normal_, kaiming_normal_
+            return self._moved(self._rng.normal(loc, scale, size=size))
 
         def __getattr__(self, name):
             return getattr(self._rng, name)

@@ -1,10 +1,12 @@
 #!/usr/bin/env python
-"""Train the denoising autoencoder on MNIST or Fashion-MNIST and write figures, metrics and a
-checkpoint into a new run directory.
+"""Train a denoiser on MNIST or Fashion-MNIST digits, or on photographs (Train400), and write
+figures, metrics and a checkpoint into a new run directory.
 
     python examples/train_denoiser.py                       # MNIST, batch 64, 10 epochs
     python examples/train_denoiser.py --preset table-a      # batch 32, no weight decay
     python examples/train_denoiser.py --resume runs/mnist-.../checkpoint.npz --epochs 15
+    python examples/train_denoiser.py --dataset train400 --model dncnn --sigma 25
+    python examples/train_denoiser.py --dataset train400 --model dncnn --sigma-range 0 55
 """
 from __future__ import annotations
 
@@ -24,14 +26,19 @@ from pathlib import Path  # noqa: E402
 from scratchnet import cli  # noqa: E402
 from scratchnet.backend import BackendUnavailableError, get_backend  # noqa: E402
 from scratchnet.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
-from scratchnet.cli import non_negative_float, positive_float, positive_int  # noqa: E402
-from scratchnet.data import DATASETS, NOISES, DatasetError  # noqa: E402
-from scratchnet.experiment import (LR_SCHEDULES, PRESETS, Config, TrainingStopped,  # noqa: E402
-                                   train)
+from scratchnet.cli import non_negative_float, positive_float, positive_int, sigma_value  # noqa: E402
+from scratchnet.data import DATASETS, NOISES, DatasetError, NoiseSpec  # noqa: E402
+from scratchnet.experiment import (LR_SCHEDULES, PHOTO_DATASETS, PRESETS, Config,  # noqa: E402
+                                   TrainingStopped, train)
 from scratchnet.models import MODELS  # noqa: E402
 
-PRESET_NOTES = {"table-b": "the default", "table-a": "the smaller-batch table",
-                "unet": "the U-Net recipe chosen by measurement"}
+PRESET_NOTES = {"table-b": "the default for digits", "table-a": "the smaller-batch table",
+                "unet": "the U-Net recipe chosen by measurement",
+                "photo-cpu": "the default for train400: under an hour on 2 CPU cores",
+                "dncnn-s": "the paper's DnCNN-S, for a GPU",
+                "dncnn-b": "the paper's blind DnCNN-B, for a GPU"}
+DIGIT_NOISE_OPTIONS = {"noise", "noise_factor", "no_clip"}
+PHOTO_NOISE_OPTIONS = {"sigma", "sigma_range"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,17 +47,24 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
         formatter_class=cli.OneDefaultFormatter)
     presets = "; ".join(f"'{name}' ({PRESET_NOTES.get(name, '')}): " + ", ".join(
-        f"{k.replace('_', '-')} {v}" for k, v in values.items()) for name, values in PRESETS.items())
+        f"{k.replace('_', '-')} {_show(v)}" for k, v in values.items())
+        for name, values in PRESETS.items())
     p.add_argument("--preset", choices=sorted(PRESETS),
-                   help=f"a named set of settings; 'table-b' is the default and 'table-a' the "
-                        f"other of the two hyperparameter tables the project started from: "
-                        f"{presets}. Explicit flags override it")
-    p.add_argument("--dataset", choices=sorted(DATASETS), default=d.dataset, help="dataset")
+                   help=f"a named set of settings; 'table-b' is the default for digits and "
+                        f"'photo-cpu' for --dataset train400: {presets}. Explicit flags override it")
+    p.add_argument("--dataset", choices=sorted([*DATASETS, *PHOTO_DATASETS]), default=d.dataset,
+                   help="mnist or fashion-mnist (28x28 digits), or train400 (400 photographs "
+                        "of 180x180, validated on set12 every epoch and tested on bsd68 at the end)")
     p.add_argument("--model", choices=sorted(MODELS), default=d.model,
                    help="'conv': the convolutional autoencoder; 'dense': Linear layers "
-                        "784-256-64; 'unet': a U-Net with batch norm and skip connections")
+                        "784-256-64; 'unet': a U-Net with batch norm and skip connections; "
+                        "'dncnn': DnCNN, a residual stack of 3x3 convolutions (photographs) "
+                        "[default: conv for digits, dncnn for train400]")
     p.add_argument("--width", type=positive_int, default=None,
-                   help="the U-Net's base width (channels of its first level) [default: 16]")
+                   help="the U-Net's base width (channels of its first level) [default: 16] or "
+                        "DnCNN's number of channels [default: 64]")
+    p.add_argument("--depth", type=positive_int, default=None,
+                   help="DnCNN's number of convolutions, >= 2 [default: 17]")
     p.add_argument("--backend", choices=["numpy", "cupy"], default=d.backend,
                    help="array backend: 'numpy' (CPU) or 'cupy' (NVIDIA GPU, needs the gpu-cuda12 or gpu-cuda13 extra)")
     p.add_argument("--dtype", choices=["float32", "float64"], default=d.dtype, help="float precision")
@@ -66,25 +80,40 @@ def build_parser() -> argparse.ArgumentParser:
                         f"[default: {d.lr_schedule}]")
     p.add_argument("--weight-decay", type=non_negative_float, default=None,
                    help=f"Adam L2 weight decay, added to the gradient [default: {d.weight_decay}]")
-    p.add_argument("--noise", choices=sorted(NOISES), default=d.noise,
-                   help="corruption: gaussian (x + f*N(0,1)), salt-pepper (fraction f of pixels "
-                        "set to 0/1), speckle (x + x*f*N(0,1))")
-    p.add_argument("--noise-factor", type=non_negative_float, default=d.noise_factor,
-                   help="noise strength f (for salt-pepper: the fraction of pixels, <= 1)")
+    p.add_argument("--noise", choices=sorted(NOISES), default=d.noise.kind,
+                   help="digits: corruption: gaussian (x + f*N(0,1)), salt-pepper (fraction f of "
+                        "pixels set to 0/1), speckle (x + x*f*N(0,1))")
+    p.add_argument("--noise-factor", type=non_negative_float, default=d.noise.factor,
+                   help="digits: noise strength f (for salt-pepper: the fraction of pixels, <= 1)")
     p.add_argument("--no-clip", action="store_true",
-                   help="do not clip noisy images to [0, 1] (clipping is the default)")
+                   help="digits: do not clip noisy images to [0, 1] (clipping is the default)")
+    p.add_argument("--sigma", type=sigma_value, default=None,
+                   help="photos: Gaussian noise of this standard deviation on the 0-255 scale, "
+                        "not clipped [default: 25]")
+    p.add_argument("--sigma-range", type=sigma_value, nargs=2, metavar=("LOW", "HIGH"),
+                   default=None,
+                   help="photos, blind: every training patch gets its own sigma, uniform in "
+                        "[LOW, HIGH] (DnCNN-B: 0 55); scored at sigma 15, 25 and 50")
+    p.add_argument("--test-sigmas", type=sigma_value, nargs="+", default=None, metavar="SIGMA",
+                   help="photos: the sigmas set12 and bsd68 are scored at [default: --sigma, or "
+                        "15 25 50 with --sigma-range]")
+    p.add_argument("--patch-size", type=positive_int, default=None,
+                   help=f"photos: side of the random training patches [default: {d.patch_size}]")
+    p.add_argument("--patches-per-image", type=positive_int, default=None,
+                   help="photos: an epoch draws this many patches per training image "
+                        f"[default: {PRESETS['photo-cpu']['patches_per_image']}]")
     p.add_argument("--seed", type=int, default=d.seed,
                    help="seed for weights, shuffling and training noise")
     p.add_argument("--data-dir", default=None,
-                   help="folder with mnist/ and fashion-mnist/ (searched first; otherwise "
-                        "$SCRATCHNET_DATA, /usr/share/datasets, ~/.cache/scratchnet)")
+                   help="folder with mnist/, fashion-mnist/ and natural/ (searched first; "
+                        "otherwise $SCRATCHNET_DATA, /usr/share/datasets, ~/.cache/scratchnet)")
     p.add_argument("--no-download", action="store_true", help="never download missing data")
     p.add_argument("--out", default=None,
                    help="run directory to create (must not exist) [default: runs/<dataset>-<time>]")
     p.add_argument("--limit-train", type=positive_int, default=None,
                    help="use only the first N training images (quick runs)")
     p.add_argument("--limit-test", type=positive_int, default=None,
-                   help="use only the first N test images (quick runs)")
+                   help="use only the first N test images (quick runs; photos: of set12 and bsd68)")
     p.add_argument("--resume", default=None, metavar="CHECKPOINT",
                    help="continue a run from its checkpoint.npz with its own configuration; "
                         "only --epochs, --backend, --data-dir, --no-download, --out and "
@@ -94,11 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _show(value: object) -> str:
+    return value.describe("sigma") if isinstance(value, NoiseSpec) else str(value)
+
+
 # Options that still apply when a run is resumed (everything else is the checkpoint's own).
 RESUME_OPTIONS = {"resume", "epochs", "backend", "data_dir", "no_download", "out", "no_progress"}
-CONFIG_OPTIONS = {"dataset", "model", "width", "backend", "dtype", "epochs", "batch_size", "lr",
-                  "lr_schedule", "weight_decay", "noise", "noise_factor", "seed", "data_dir",
-                  "limit_train", "limit_test"}
+CONFIG_OPTIONS = {"dataset", "model", "width", "depth", "backend", "dtype", "epochs", "batch_size",
+                  "lr", "lr_schedule", "weight_decay", "seed", "data_dir", "limit_train",
+                  "limit_test", "patch_size", "patches_per_image", "test_sigmas"}
 
 
 def explicit_options(argv: list[str] | None) -> set[str]:
@@ -124,7 +157,7 @@ def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser,
         except (CheckpointError, KeyError) as exc:
             parser.error(str(exc) if isinstance(exc, CheckpointError) else
                          f"checkpoint {args.resume} has no run configuration")
-        config = Config(**{k: v for k, v in saved.items() if k in Config.__dataclass_fields__})
+        config = Config.from_dict(saved)
         epochs = args.epochs or config.epochs
         done = int(meta.get("epoch", 0))
         if epochs <= done:
@@ -134,15 +167,45 @@ def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser,
                          f"is nothing to train; give --epochs N with N > {done} to continue")
         return dataclasses.replace(config, backend=args.backend, data_dir=args.data_dir,
                                    epochs=epochs, download=config.download and not args.no_download)
-    values = dict(PRESETS[args.preset or "table-b"])
+    dataset = args.dataset if "dataset" in explicit else PRESETS.get(args.preset or "", {}).get(
+        "dataset", args.dataset)
+    photos = dataset in PHOTO_DATASETS
+    values = dict(PRESETS[args.preset or ("photo-cpu" if photos else "table-b")])
     values.update({k: getattr(args, k) for k in CONFIG_OPTIONS if k in explicit})
-    config = Config(**{**values, "clip": not args.no_clip, "download": not args.no_download})
-    if config.model != "unet" and "width" not in explicit:
+    if photos:
+        wrong = sorted(DIGIT_NOISE_OPTIONS & explicit)
+        if wrong:
+            parser.error(f"argument --{wrong[0].replace('_', '-')}: photographs take unclipped "
+                         "Gaussian noise set by --sigma or --sigma-range")
+        if args.sigma_range is not None and args.sigma_range[0] > args.sigma_range[1]:
+            parser.error(f"argument --sigma-range: LOW must be <= HIGH, got {args.sigma_range[0]:g} "
+                         f"{args.sigma_range[1]:g}")
+        if args.sigma is not None or args.sigma_range is not None:
+            values["noise"] = NoiseSpec.from_sigma(args.sigma, args.sigma_range)
+    else:
+        wrong = sorted((PHOTO_NOISE_OPTIONS | {"test_sigmas", "patch_size", "patches_per_image"})
+                       & explicit)
+        if wrong:
+            parser.error(f"argument --{wrong[0].replace('_', '-')}: only for photographs "
+                         "(--dataset train400); digits take --noise, --noise-factor, --no-clip")
+        values["noise"] = NoiseSpec(args.noise, args.noise_factor, None, not args.no_clip)
+    values.pop("dataset", None)
+    config = Config(**{**values, "dataset": dataset, "download": not args.no_download})
+    if photos and config.model not in ("dncnn", "unet"):
+        parser.error(f"argument --model: {config.model} takes 28x28 digits only; photographs "
+                     "need --model dncnn or unet")
+    if config.model not in ("unet", "dncnn") and "width" not in explicit:
         config.width = None                      # e.g. --preset unet --model conv
-    if config.width is not None and config.model != "unet":
-        parser.error(f"argument --width: only --model unet has a width, not --model {config.model}")
-    if config.noise == "salt-pepper" and config.noise_factor > 1:
-        parser.error(f"argument --noise-factor: salt-pepper takes a fraction <= 1, got {config.noise_factor}")
+    if config.model != "dncnn" and "depth" not in explicit:
+        config.depth = None
+    if config.width is not None and config.model not in ("unet", "dncnn"):
+        parser.error(f"argument --width: only --model unet and dncnn have a width, not --model {config.model}")
+    if config.depth is not None and config.model != "dncnn":
+        parser.error(f"argument --depth: only --model dncnn has a depth, not --model {config.model}")
+    if config.depth is not None and config.depth < 2:
+        parser.error(f"argument --depth: DnCNN needs at least 2 convolutions, got {config.depth}")
+    if config.noise.kind == "salt-pepper" and config.noise.factor > 1:
+        parser.error(f"argument --noise-factor: salt-pepper takes a fraction <= 1, got {config.noise.factor}")
     return config
 
 
@@ -182,7 +245,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     final = metrics["final"]
-    if final:
+    if final and "test" in metrics:
+        scores = ", ".join(f"sigma {k}: {v['psnr']:.2f} dB (noisy {v['noisy_psnr']:.2f})"
+                           for k, v in metrics["test"]["sigmas"].items())
+        print(f"done: {metrics['test']['set']} {scores}; outputs in {out}")
+    elif final:
         noisy = metrics["noisy_baseline"]["mse"]
         print(f"done: test MSE {final['test_mse']:.5f} ({final['test_psnr']:.2f} dB), noisy input "
               f"{noisy:.5f}; outputs in {out}")

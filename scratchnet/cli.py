@@ -8,6 +8,11 @@ what was kept and exit status 130, never with a traceback:
     with cli.interrupts_exit("nothing was written"):
         ...                                   # Ctrl-C here: that message, exit 130
 
+SIGTERM (``kill PID``, a scheduler's pre-emption) and SIGHUP (the terminal was closed) take the
+same path as Ctrl-C: inside the block they raise :class:`Terminated`, a KeyboardInterrupt, so
+every ``finally`` runs (no ``.part`` file is left) and the program ends in one line, with exit
+status 128 + the signal's number (143 for SIGTERM, 129 for SIGHUP), as a shell reports it.
+
 A script also covers its own start-up (the imports take about a second, before this module can
 be imported) with two lines at its very top; see ``examples/train_denoiser.py``.
 """
@@ -15,26 +20,98 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import signal
 import sys
 from pathlib import Path
 from typing import Callable, Iterator, NoReturn
 
 __all__ = ["ArgumentParser", "OneDefaultFormatter", "positive_int", "non_negative_float",
-           "positive_float", "interrupts_exit", "remove_if_empty", "INTERRUPTED"]
+           "positive_float", "sigma_value", "interrupts_exit", "remove_if_empty", "INTERRUPTED",
+           "STOP_SIGNALS", "Terminated", "exit_status", "stopped_by", "raise_on_stop_signals"]
 
 INTERRUPTED = 130                     # the shell's status for a program ended by SIGINT
+# The signals that ask a program to stop: Ctrl-C, `kill PID` (or a scheduler), a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, as Ctrl-C raises KeyboardInterrupt.
+
+    Attributes:
+        signum: the signal's number.
+        exit_status: 128 + signum, the status a shell reports for a process the signal ended.
+    """
+
+    def __init__(self, signum: int, message: str = ""):
+        super().__init__(message)
+        self.signum, self.exit_status = signum, 128 + signum
+
+
+def exit_status(exc: BaseException) -> int:
+    """The exit status for a program ended by ``exc`` (130 for a plain Ctrl-C)."""
+    return getattr(exc, "exit_status", INTERRUPTED)
+
+
+def stopped_by(signum: int | None) -> str:
+    """How a message names the stop: "interrupted" (Ctrl-C), "terminated by SIGTERM", ..."""
+    if signum in (None, signal.SIGINT):
+        return "interrupted"
+    return f"terminated by {signal.Signals(signum).name}"
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def raise_on_stop_signals() -> Iterator[None]:
+    """Within the block Ctrl-C raises KeyboardInterrupt and SIGTERM/SIGHUP raise
+    :class:`Terminated` (Python's own SIGINT handler is reinstalled for the block, so this
+    holds also inside a third-party import); the previous handlers come back after it."""
+    previous = {s: signal.signal(s, signal.default_int_handler if s == signal.SIGINT
+                                 else _raise_terminated) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse's parser with a one-line error: ``prog: error: <message> (see --help)``.
+    """argparse's parser with a one-line error: ``prog: error: <message> (see --help)``, and a
+    suggestion for a mistyped option (``--epocs``: did you mean ``--epochs``?).
 
     argparse prints its whole usage block (10-15 lines for these programs) before the error;
     the one line that matters was easy to miss under it.
     """
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        hint = self._did_you_mean(message)
+        self.exit(2, f"{self.prog}: error: {message}{hint} (see {self.prog} --help)\n")
+
+    def _option_strings(self) -> list[str]:
+        """Every option of this parser and of its subcommands."""
+        names = list(self._option_string_actions)
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    names += list(sub._option_string_actions)
+        return names
+
+    def _did_you_mean(self, message: str) -> str:
+        if not message.startswith("unrecognized arguments: "):
+            return ""
+        known = [n for n in self._option_strings() if n.startswith("--")]
+        hints = []
+        for word in message.split(": ", 1)[1].split():
+            option = word.split("=", 1)[0]
+            if not option.startswith("--") or option in known:
+                continue
+            close = difflib.get_close_matches(option.replace("_", "-"), known, n=1, cutoff=0.7)
+            if close:
+                hints.append(close[0])
+        return f" (did you mean {' and '.join(hints)}?)" if hints else ""
 
 
 class OneDefaultFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -81,33 +158,45 @@ def positive_float(text: str) -> float:
     return value
 
 
+def sigma_value(text: str) -> float:
+    """argparse type: a noise sigma on the 0-255 scale of 8-bit images, in [0, 255]."""
+    value = non_negative_float(text)
+    if value > 255:
+        raise argparse.ArgumentTypeError(f"expected a sigma in [0, 255] (the 0-255 scale of "
+                                         f"8-bit images), got {text!r}")
+    return value
+
+
 @contextlib.contextmanager
 def interrupts_exit(kept: str | Callable[[], str], cleanup: Callable[[], None] | None = None
                     ) -> Iterator[None]:
-    """Ctrl-C inside the block: run ``cleanup``, print ``interrupted; <kept>`` and exit 130
-    (or the interrupt's own message, when it carries one).
+    """Ctrl-C, SIGTERM or SIGHUP inside the block: run ``cleanup``, print ``interrupted;
+    <kept>`` (``terminated by SIGTERM; <kept>``, ...) and exit 130 (143, 129), or print the
+    interrupt's own message when it carries one.
 
     Args:
         kept: what the user keeps (e.g. "nothing was written"), or a function returning it
             at the moment of the interrupt.
         cleanup: e.g. removing an output folder that is still empty.
 
-    Python's own SIGINT handler is (re)installed for the block, so a Ctrl-C becomes a
-    KeyboardInterrupt wherever the program is, also inside a third-party import.
+    See :func:`raise_on_stop_signals` for where the signals are raised.
     """
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        yield
+        with raise_on_stop_signals():
+            yield
     except KeyboardInterrupt as exc:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)         # a second Ctrl-C cannot cut this short
+        for s in STOP_SIGNALS:                    # a second signal cannot cut this short
+            signal.signal(s, signal.SIG_IGN)
         if cleanup is not None:
             cleanup()
         # An interrupt that carries its own account (training's checkpoint note) is printed as is.
-        line = str(exc) or f"interrupted; {kept() if callable(kept) else kept}"
-        print(line, file=sys.stderr)
-        sys.exit(INTERRUPTED)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        line = str(exc) or (f"{stopped_by(getattr(exc, 'signum', None))}; "
+                            f"{kept() if callable(kept) else kept}")
+        try:
+            print(line, file=sys.stderr)
+        except OSError:                           # SIGHUP: the terminal may be gone
+            pass
+        sys.exit(exit_status(exc))
 
 
 def remove_if_empty(folder: str | Path) -> None:

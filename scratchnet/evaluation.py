@@ -7,21 +7,27 @@
 MSE is averaged over every pixel of the set, PSNR = 10*log10(1/MSE) of that set MSE (images in
 [0, 1]), and SSIM is scikit-image's ``structural_similarity`` (data_range=1, its default
 7x7 window) averaged over the images: the field's standard implementation, not a copy.
+
+Photographs differ in size, so they are scored one by one (:func:`score_photos`): PSNR and
+SSIM of each image, averaged over the set, as the denoising literature reports them.
 """
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy
 from skimage.metrics import structural_similarity
 
-from .backend import to_numpy
+from .backend import synchronize, to_numpy
+from .inference import denoise_image
 from .nn import Module, eval_mode, no_grad
 
 Array = Any
 
-__all__ = ["psnr", "mean_ssim", "score_images", "score_model", "predict", "EVAL_BATCH"]
+__all__ = ["psnr", "mean_ssim", "score_images", "score_model", "predict", "EVAL_BATCH",
+           "image_scores", "score_photos", "denoise_photos"]
 
 # Images per forward pass when scoring. Scoring runs under no_grad(), so no layer keeps its
 # im2col matrix or mask for a backward; before that, a width-16 U-Net run scoring in batches of
@@ -30,8 +36,17 @@ EVAL_BATCH = 100
 
 
 def psnr(mse: float) -> float:
-    """Peak signal-to-noise ratio in dB for images in [0, 1]: 10*log10(1/MSE)."""
-    return 10 * math.log10(1 / mse) if mse > 0 else math.inf
+    """Peak signal-to-noise ratio in dB for images in [0, 1]: 10*log10(1/MSE).
+
+    A perfect match (MSE 0) is +inf dB and an infinite MSE -inf dB; an MSE that is NaN (a
+    model that produced NaN) has no PSNR: NaN, never a best score.
+    """
+    mse = float(mse)
+    if math.isnan(mse) or mse < 0:
+        return math.nan
+    if mse == 0:
+        return math.inf
+    return -math.inf if math.isinf(mse) else 10 * math.log10(1 / mse)
 
 
 def mean_ssim(clean: numpy.ndarray, images: numpy.ndarray, chunk: int = 100) -> float:
@@ -98,3 +113,44 @@ def score_model(model: Module, clean: Array, noisy: Array, batch_size: int = EVA
         scores["ssim"] = mean_ssim(to_numpy(clean), numpy.concatenate(outputs))
     return scores
 
+
+
+# --- photographs: one image at a time, at its own size -----------------------------------
+def image_scores(clean: numpy.ndarray, image: numpy.ndarray) -> tuple[float, float]:
+    """(PSNR, SSIM) of one host image against its clean original, both (H, W) or (H, W, C)
+    with values in [0, 1]: the PSNR of ``image`` as given, the SSIM of it clipped to [0, 1]."""
+    clean64 = numpy.asarray(clean, dtype=numpy.float64)
+    image64 = numpy.asarray(image, dtype=numpy.float64)
+    mse = float(((image64 - clean64) ** 2).mean())
+    ssim = structural_similarity(clean64, numpy.clip(image64, 0, 1), data_range=1.0,
+                                 channel_axis=-1 if clean64.ndim == 3 else None)
+    return psnr(mse), float(ssim)
+
+
+def score_photos(clean: list[numpy.ndarray], images: list[numpy.ndarray],
+                 clip: bool = True) -> dict[str, Any]:
+    """Mean PSNR and SSIM over a set of images of any sizes, each scored on its own (the
+    denoising benchmark's protocol: PSNR per image, averaged over the set).
+
+    Args:
+        clean, images: host arrays in [0, 1], pairwise of one shape.
+        clip: clip ``images`` to [0, 1] before the PSNR (for denoised outputs; the noisy
+            inputs of the benchmark are scored unclipped). SSIM always sees clipped values.
+
+    Returns:
+        {"psnr", "ssim", "psnr_per_image", "ssim_per_image"}.
+    """
+    per = [image_scores(c, numpy.clip(x, 0, 1) if clip else x) for c, x in zip(clean, images)]
+    p = [a for a, _ in per]
+    s = [b for _, b in per]
+    return {"psnr": float(numpy.mean(p)), "ssim": float(numpy.mean(s)),
+            "psnr_per_image": p, "ssim_per_image": s}
+
+
+def denoise_photos(model: Module, noisy: list[numpy.ndarray]) -> tuple[list[numpy.ndarray], float]:
+    """Denoise each image at its own size (tiles for large ones); returns the outputs and the
+    mean seconds per image."""
+    t0 = time.perf_counter()
+    out = [denoise_image(model, x) for x in noisy]
+    synchronize(model.backend)
+    return out, (time.perf_counter() - t0) / max(len(noisy), 1)

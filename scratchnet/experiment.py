@@ -1,18 +1,22 @@
-"""Train, evaluate and report a denoising autoencoder: the engine of examples/train_denoiser.py.
+"""Train, evaluate and report a denoiser: the engine of examples/train_denoiser.py.
+
+Two kinds of run share one loop. On the digits (MNIST, Fashion-MNIST) a batch is a set of whole
+28x28 images and the test split is scored as one set. On photographs (``dataset="train400"``)
+a batch is a set of random patches of the 400 training images (:class:`data.PatchLoader`), the
+noise is unclipped Gaussian of a fixed sigma or, blind, of a sigma drawn per patch, Set12 is
+scored after every epoch (PSNR and SSIM per image, averaged) and BSD68 once at the end.
 
 One run writes into one directory (never an existing one): figures, ``metrics.json``,
 ``history.csv`` and ``checkpoint.npz`` (after every epoch, atomically). Every random stream is
-derived from the seed: the shuffle of epoch e from (seed, e), the noise of batch b in epoch e
-from (seed, e, b), the fixed noisy test set from ``test_seed`` on the host. So a run resumed
-from a checkpoint continues exactly as if it had never stopped.
+derived from the seed: the shuffle of epoch e from (seed, e), the patches of batch b in epoch e
+from (seed, e, b, 1), its noise from (seed, e, b), the fixed noisy test set from the noise's
+``test_seed`` on the host. So a run resumed from a checkpoint continues exactly as if it had
+never stopped.
 """
 from __future__ import annotations
 
 import concurrent.futures
-import csv
 import dataclasses
-import io
-import json
 import math
 import multiprocessing
 import platform
@@ -25,17 +29,22 @@ from typing import Any, Callable
 import numpy
 from tqdm.auto import tqdm
 
-from . import __version__, nn, optim, plotting
+from . import __version__, cli, nn, optim, plotting
 from .backend import (default_rng, get_backend, manual_seed, retain_freed_host_memory,
                       synchronize, to_numpy)
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import DATASETS, BatchLoader, add_noise, images_to_array, load_dataset
-from .evaluation import EVAL_BATCH, mean_ssim, predict, psnr, score_model
-from .fileio import WriteError, atomic_write_text
+from .data import (DATASETS, NATURAL_SETS, BatchLoader, NoiseSpec, PatchLoader, images_to_array,
+                   load_dataset, load_natural)
+from .evaluation import denoise_photos, mean_ssim, predict, psnr, score_model, score_photos
+from .fileio import WriteError, atomic_write_csv, atomic_write_json, atomic_write_text
 from .models import build_model, summary
 
-__all__ = ["Config", "TrainingStopped", "TrainingInterrupted", "train", "evaluate", "psnr",
-           "PRESETS", "LR_SCHEDULES"]
+__all__ = ["Config", "RunState", "TrainingStopped", "TrainingInterrupted", "train", "psnr",
+           "PRESETS", "LR_SCHEDULES", "PHOTO_DATASETS"]
+
+# A photo training set and the sets it is validated (every epoch) and tested (once) on.
+PHOTO_DATASETS = {"train400": ("set12", "bsd68")}
+BENCHMARK_SIGMAS = (15.0, 25.0, 50.0)         # the levels the literature reports
 
 PRESETS = {
     # batch 64, Adam lr 1e-3 with coupled L2 weight decay 1e-5, 10 epochs (the default)
@@ -46,6 +55,21 @@ PRESETS = {
     # learning rate, cosine decay to 0 over the 10 epochs
     "unet": dict(model="unet", width=32, batch_size=64, lr=2e-3, lr_schedule="cosine",
                  weight_decay=1e-5, epochs=10),
+    # photographs on a 2-core CPU in under an hour (docs/photos.md): DnCNN depth 10, width
+    # 32, batches of 64 random 40x40 patches, Adam 1e-3 with cosine decay, 5 epochs of 900
+    # batches (4,500 steps); sigma 25 unless --sigma/--sigma-range say otherwise
+    "photo-cpu": dict(dataset="train400", model="dncnn", depth=10, width=32, batch_size=64,
+                      patch_size=40, patches_per_image=144, lr=1e-3, lr_schedule="cosine",
+                      weight_decay=0.0, epochs=5, noise=NoiseSpec.from_sigma(25)),
+    # the paper's DnCNN-S (one model per sigma) for a GPU: depth 17, width 64, batch 128 of
+    # 40x40 patches, 128 x 1,600 patches per epoch, 50 epochs (Adam 1e-3, cosine)
+    "dncnn-s": dict(dataset="train400", model="dncnn", depth=17, width=64, batch_size=128,
+                    patch_size=40, patches_per_image=512, lr=1e-3, lr_schedule="cosine",
+                    weight_decay=0.0, epochs=50),
+    # the paper's DnCNN-B (blind, sigma in [0, 55]) for a GPU: 50x50 patches, 128 x 3,000 per epoch
+    "dncnn-b": dict(dataset="train400", model="dncnn", depth=17, width=64, batch_size=128,
+                    patch_size=50, patches_per_image=960, lr=1e-3, lr_schedule="cosine",
+                    weight_decay=0.0, epochs=50, noise=NoiseSpec.from_sigma(sigma_range=(0, 55))),
 }
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -53,9 +77,10 @@ LR_SCHEDULES = ("constant", "cosine")
 @dataclasses.dataclass
 class Config:
     """Everything that defines a run (saved in metrics.json and the checkpoint)."""
-    dataset: str = "mnist"
+    dataset: str = "mnist"            # "mnist", "fashion-mnist" or "train400" (photographs)
     model: str = "conv"
-    width: int | None = None          # the U-Net's base width (None: the model's default, 16)
+    width: int | None = None          # the U-Net's / DnCNN's width (None: the model's default)
+    depth: int | None = None          # DnCNN's number of convolutions (None: 17)
     backend: str = "numpy"
     dtype: str = "float32"
     epochs: int = 10
@@ -63,16 +88,63 @@ class Config:
     lr: float = 1e-3
     lr_schedule: str = "constant"     # or "cosine": decay to 0 over all batches of the run
     weight_decay: float = 1e-5
-    noise: str = "gaussian"
-    noise_factor: float = 0.5
-    clip: bool = True
+    noise: NoiseSpec = dataclasses.field(default_factory=NoiseSpec)
+    patch_size: int = 40              # photos: the side of a training patch
+    patches_per_image: int = 128      # photos: an epoch draws this many patches per image
+    test_sigmas: list[float] | None = None   # photos: the sigmas (0-255) Set12 and BSD68 are
+                                      # scored at (None: the run's sigma; blind: 15, 25, 50)
     seed: int = 0
-    test_seed: int = 1234
     limit_train: int | None = None
     limit_test: int | None = None
     data_dir: str | None = None
     download: bool = True
     log_every: int | None = None      # host reads of the loss: 1 on NumPy, 20 on CuPy
+
+    @property
+    def photos(self) -> bool:
+        return self.dataset in PHOTO_DATASETS
+
+    def sigmas(self) -> list[float]:
+        """Photos: the sigmas the test sets are scored at."""
+        if self.test_sigmas:
+            return [float(s) for s in self.test_sigmas]
+        return list(BENCHMARK_SIGMAS) if self.noise.blind else [round(self.noise.sigma, 6)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> "Config":
+        """The config a checkpoint or metrics.json holds (also the flat noise keys of older
+        checkpoints: noise, noise_factor, clip, test_seed)."""
+        values = {k: v for k, v in saved.items() if k in cls.__dataclass_fields__}
+        values["noise"] = NoiseSpec.from_config(saved)
+        return cls(**values)
+
+
+@dataclasses.dataclass
+class RunState:
+    """Where a run stands: what a checkpoint carries besides weights, optimizer and config."""
+    epoch: int = 0                    # completed epochs
+    batch: int = 0                    # batches done in the current epoch
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)   # one per epoch
+    iteration_losses: list[float] = dataclasses.field(default_factory=list)
+    partial_loss: float = 0.0         # sum of loss * images over the current epoch so far
+    partial_images: int = 0
+    train_seconds: float = 0.0
+
+    def to_meta(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> "RunState":
+        values = {k: meta[k] for k in cls.__dataclass_fields__ if k in meta}
+        if "partial" in meta:                             # older checkpoints: [sum, count]
+            values["partial_loss"], values["partial_images"] = meta["partial"]
+        return cls(**values)
+
+    def end_epoch(self) -> None:
+        self.epoch, self.batch, self.partial_loss, self.partial_images = self.epoch + 1, 0, 0.0, 0
 
 
 class TrainingStopped(Exception):
@@ -80,13 +152,13 @@ class TrainingStopped(Exception):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training: the checkpoint was written first. ``str(exc)`` says where the
-    run stopped and how to continue it."""
+    """Ctrl-C (or SIGTERM, SIGHUP) during training: the checkpoint was written first.
+    ``str(exc)`` says where the run stopped and how to continue it; ``exit_status`` is 130 for
+    Ctrl-C, 128 + the signal's number otherwise (143 for SIGTERM)."""
 
-
-def evaluate(model: nn.Module, clean: Any, noisy: Any, batch_size: int = EVAL_BATCH) -> float:
-    """MSE of ``model(noisy)`` against ``clean`` over all pixels of the set (eval mode)."""
-    return score_model(model, clean, noisy, batch_size, ssim=False)["mse"]
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum, self.exit_status = signum, 128 + signum
 
 
 def _versions(backend: str) -> dict[str, str]:
@@ -100,22 +172,27 @@ def _versions(backend: str) -> dict[str, str]:
 
 
 class _StopFlag:
-    """First Ctrl-C asks the loop to stop after the current step; a second one aborts."""
+    """The first Ctrl-C, SIGTERM or SIGHUP asks the loop to stop after the current step (the
+    loop then writes the checkpoint and says how to resume); a second one aborts at once.
+
+    ``requested`` is False, or the number of the signal that asked.
+    """
 
     def __init__(self) -> None:
-        self.requested = False
+        self.requested: int | bool = False
 
     def __enter__(self) -> "_StopFlag":
-        self._old = signal.signal(signal.SIGINT, self._handle)
+        self._old = {s: signal.signal(s, self._handle) for s in cli.STOP_SIGNALS}
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
+            raise KeyboardInterrupt if signum == signal.SIGINT else cli.Terminated(signum)
+        self.requested = signum
 
     def __exit__(self, *exc: Any) -> None:
-        signal.signal(signal.SIGINT, self._old)
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
 
 
 def _draw(name: str, args: tuple, path: Path) -> None:
@@ -123,8 +200,9 @@ def _draw(name: str, args: tuple, path: Path) -> None:
     plotting.save_figure(getattr(plotting, name)(*args), path)
 
 
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C is the training process's to handle
+def _ignore_stop_signals() -> None:
+    for s in cli.STOP_SIGNALS:        # Ctrl-C, SIGTERM, SIGHUP are the training process's to handle
+        signal.signal(s, signal.SIG_IGN)
 
 
 class _Figures:
@@ -140,7 +218,7 @@ class _Figures:
 
     def __init__(self, background: bool):
         self._pool = (concurrent.futures.ProcessPoolExecutor(
-            1, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint)
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_stop_signals)
             if background else None)
         self._pending: list[concurrent.futures.Future] = []
 
@@ -149,10 +227,11 @@ class _Figures:
             _draw(name, args, path)
             return
         self._raise_failures(wait=False)
-        # The helper process is started by the first submit; SIGINT is blocked meanwhile so
-        # that it inherits the block: Ctrl-C then reaches the training process alone (the
-        # signal waits, it is not lost, and arrives here once unblocked).
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        # The helper process is started by the first submit; the stop signals are blocked
+        # meanwhile so that it inherits the block: Ctrl-C (SIGTERM, SIGHUP) then reaches the
+        # training process alone (the signal waits, it is not lost, and arrives here once
+        # unblocked).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set(cli.STOP_SIGNALS))
         try:
             self._pending.append(self._pool.submit(_draw, name, args, path))
         finally:
@@ -188,21 +267,57 @@ class _Data:
     noisy_mse: float
 
 
-def _load_data(config: Config) -> _Data:
-    """Load both splits once, move the training images to the device once, and draw the noisy
-    test set from its own seed on the host (the same noisy images for every run)."""
+@dataclasses.dataclass
+class _PhotoSet:
+    """A test set of photographs (host, float in [0, 1]) and its fixed noisy copies per sigma."""
+    name: str
+    clean: list[numpy.ndarray]
+    noisy: dict[float, list[numpy.ndarray]]
+    noisy_scores: dict[float, dict[str, Any]]
+
+
+def _photo_set(name: str, config: Config) -> _PhotoSet:
+    images, _ = load_natural(name, config.data_dir, config.download, config.limit_test)
+    clean = [u8.astype(config.dtype) / numpy.asarray(255, config.dtype) for u8 in images]
+    noisy = {s: [config.noise.at(s / 255).test_image(c, i) for i, c in enumerate(clean)]
+             for s in config.sigmas()}
+    return _PhotoSet(name, clean, noisy,
+                     {s: score_photos(clean, n, clip=False) for s, n in noisy.items()})
+
+
+@dataclasses.dataclass
+class _PhotoData:
+    """Photographs: training images on the device, the validation set loaded at the start."""
+    train_x: Any
+    val: _PhotoSet
+
+
+def _load_data(config: Config) -> _Data | _PhotoData:
+    """Load the data once, move the training images to the device once, and draw the noisy
+    test set(s) from the noise's test seed on the host (the same noisy images for every run)."""
     xp = get_backend(config.backend)
+    if config.photos:
+        images, _ = load_natural(config.dataset, config.data_dir, config.download, config.limit_train)
+        train_x = xp.asarray(numpy.stack(images)).astype(config.dtype)
+        train_x /= 255
+        return _PhotoData(train_x, _photo_set(PHOTO_DATASETS[config.dataset][0], config))
     train_u8, train_labels = load_dataset(config.dataset, "train", config.data_dir, config.download)
     test_u8, _ = load_dataset(config.dataset, "test", config.data_dir, config.download)
     train_u8, train_labels = train_u8[:config.limit_train], train_labels[:config.limit_train]
     clean = images_to_array(test_u8[:config.limit_test], "numpy", config.dtype)
-    noisy = add_noise(config.noise, clean, config.noise_factor, config.clip,
-                      default_rng(config.test_seed, "numpy"))
+    noisy = config.noise.test_batch(clean)
     # Only samples.png needs the uint8 images once they are floats on the device: keep 32.
     return _Data(images_to_array(train_u8, config.backend, config.dtype), train_u8[:32].copy(),
                  train_labels[:32].copy(),
                  clean, noisy, xp.asarray(clean), xp.asarray(noisy),
                  float(((noisy - clean) ** 2).mean(dtype="float64")))
+
+
+def _crop(image: numpy.ndarray, size: int = 160) -> tuple[slice, slice]:
+    """The centre crop the photo figures show at full resolution."""
+    H, W = image.shape[-2:]
+    top, left = max(0, (H - size) // 2), max(0, (W - size) // 2)
+    return slice(top, top + size), slice(left, left + size)
 
 
 class _Run:
@@ -212,38 +327,43 @@ class _Run:
     ``checkpoint()`` and ``write_outputs()`` write the run directory.
     """
 
-    def __init__(self, config: Config, out: Path, data: _Data, resume: str | Path | None,
-                 log: Callable[[str], None], progress: bool):
+    def __init__(self, config: Config, out: Path, data: _Data | _PhotoData,
+                 resume: str | Path | None, log: Callable[[str], None], progress: bool):
         self.config, self.out, self.data, self.log, self.progress = config, out, data, log, progress
         self.xp = get_backend(config.backend)
         self.t_start = time.perf_counter()
         manual_seed(config.seed)
-        self.model = build_model(config.model, config.width).to(config.backend, config.dtype)
+        self.model = build_model(config.model, config.width, config.depth).to(config.backend, config.dtype)
         self.opt = optim.Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.mse = nn.MSELoss()
-        self.state = {"epoch": 0, "batch": 0, "history": [], "iteration_losses": [],
-                      "partial": [0.0, 0], "train_seconds": 0.0}
+        self.state = RunState()
         self.last_checkpoint: tuple[Path, int] | None = None     # (file, epoch) to resume from
         if resume is not None:
             meta = load_checkpoint(resume, self.model, self.opt)
-            self.state.update({k: meta[k] for k in self.state if k in meta})
-            self.last_checkpoint = (Path(resume), self.state["epoch"])
-            log(f"resumed from {resume}: {_position(self.state['epoch'], self.state['batch'])}")
-        self.loader = BatchLoader(data.train_x, config.batch_size, shuffle=True, seed=config.seed)
+            self.state = RunState.from_meta(meta)
+            self.last_checkpoint = (Path(resume), self.state.epoch)
+            log(f"resumed from {resume}: {_position(self.state.epoch, self.state.batch)}")
+        if config.photos:
+            self.loader: BatchLoader | PatchLoader = PatchLoader(
+                data.train_x, config.patch_size, config.batch_size, config.patches_per_image,
+                seed=config.seed)
+        else:
+            self.loader = BatchLoader(data.train_x, config.batch_size, shuffle=True, seed=config.seed)
         self.scheduler = None
         if config.lr_schedule == "cosine":   # per batch; a function of the step count only
             self.scheduler = optim.CosineAnnealingLR(
                 self.opt, T_max=config.epochs * len(self.loader),
-                last_epoch=self.state["epoch"] * len(self.loader) + self.state["batch"])
+                last_epoch=self.state.epoch * len(self.loader) + self.state.batch)
         self.log_every = config.log_every or (1 if config.backend == "numpy" else 20)
-        self.title = f"{config.dataset}, {config.noise} noise x{config.noise_factor:g}"
+        self.title = (f"{config.dataset}, {config.noise.describe('sigma')}" if config.photos
+                      else f"{config.dataset}, {config.noise.kind} noise x{config.noise.factor:g}")
         self.versions = _versions(config.backend)
         self.figures = _Figures(background=config.backend == "cupy")
 
     def step(self, clean: Any, epoch: int, b: int) -> Any:
         """One training step on a clean batch (fresh noise from (seed, epoch, batch))."""
         c = self.config
-        noisy = add_noise(c.noise, clean, c.noise_factor, c.clip, default_rng((c.seed, epoch, b), c.backend))
+        noisy = c.noise.apply(clean, default_rng((c.seed, epoch, b), c.backend))
         self.opt.zero_grad()
         loss = self.mse(self.model(noisy), clean)
         self.model.backward(self.mse.backward())
@@ -253,20 +373,21 @@ class _Run:
         return loss
 
     def epoch(self, epoch: int, stop: "_StopFlag") -> tuple[int, float]:
-        """Train one epoch (from ``state["batch"]`` when resumed mid-epoch); returns (images
+        """Train one epoch (from ``state.batch`` when resumed mid-epoch); returns (images
         seen, seconds). Reads the losses back every ``log_every`` batches."""
         state, cfg = self.state, self.config
         self.loader.epoch = epoch
-        bar = tqdm(total=len(self.loader), initial=state["batch"], desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        unit = "patches" if cfg.photos else "img"
+        bar = tqdm(total=len(self.loader), initial=state.batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    unit="batch", disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
         pending: list[tuple[Any, int]] = []
         t0, seen = time.perf_counter(), 0
         for b, clean in enumerate(self.loader):
-            if b < state["batch"]:
+            if b < state.batch:
                 continue                          # resumed mid-epoch: same order, skip done ones
             pending.append((self.step(clean, epoch, b), len(clean)))
             seen += len(clean)
-            state["batch"] = b + 1
+            state.batch = b + 1
             if len(pending) >= self.log_every or b + 1 == len(self.loader) or stop.requested:
                 values = to_numpy(self.xp.stack([p[0] for p in pending])).astype(float)
                 if not numpy.isfinite(values).all():
@@ -275,14 +396,14 @@ class _Run:
                     raise TrainingStopped(
                         f"loss became {values[~numpy.isfinite(values)][0]} in epoch {epoch + 1}, "
                         f"batch {b + 1}; stopped: {self.checkpoint_note()}; try a smaller --lr")
-                state["iteration_losses"] += values.tolist()
-                state["partial"][0] += float(sum(v * n for v, (_, n) in zip(values, pending)))
-                state["partial"][1] += sum(n for _, n in pending)
+                state.iteration_losses += values.tolist()
+                state.partial_loss += float(sum(v * n for v, (_, n) in zip(values, pending)))
+                state.partial_images += sum(n for _, n in pending)
                 pending.clear()
                 bar.update(len(values))
                 rate = seen / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix(loss=f"{state['partial'][0] / state['partial'][1]:.5f}",
-                                img_s=f"{rate:,.0f}", refresh=False)      # tqdm rate-limits
+                bar.set_postfix({"loss": f"{state.partial_loss / state.partial_images:.5f}",
+                                 f"{unit}/s": f"{rate:,.0f}"}, refresh=False)    # tqdm rate-limits
             if stop.requested:
                 break
         synchronize(self.xp)
@@ -290,24 +411,53 @@ class _Run:
         return seen, time.perf_counter() - t0
 
     def evaluate(self, epoch: int, seen: int, seconds: float, final: bool) -> None:
-        """Score the fixed noisy test set and append the epoch to the history (SSIM after the
-        last epoch only: about 1.1 s per 10,000 test images on the CPU, against a 6 s epoch of
-        the reference model)."""
-        d, state = self.data, self.state
-        scores = score_model(self.model, d.test_clean, d.test_noisy, ssim=final)
-        total, count = state["partial"]
-        state["history"].append({
-            "epoch": epoch + 1, "train_mse": total / count, "test_mse": scores["mse"],
-            "test_psnr": scores["psnr"], "noisy_mse": d.noisy_mse, "noisy_psnr": psnr(d.noisy_mse),
-            "seconds": seconds, "images": count, "images_per_s": seen / seconds,
-            **({"test_ssim": scores["ssim"], "noisy_ssim": mean_ssim(d.test_clean_host, d.test_noisy_host)}
-               if final else {})})
-        state.update(epoch=epoch + 1, batch=0, partial=[0.0, 0])
+        """Score the fixed noisy test set and append the epoch to the history. Digits: SSIM
+        after the last epoch only (about 1.1 s per 10,000 test images on the CPU, against a
+        6 s epoch of the reference model). Photos: PSNR and SSIM of the validation set at
+        every sigma, every epoch."""
+        state = self.state
+        entry: dict[str, Any] = {"epoch": epoch + 1,
+                                 "train_mse": state.partial_loss / state.partial_images}
+        if self.config.photos:
+            val = self.data.val
+            entry["val"] = {}
+            for s, noisy in val.noisy.items():
+                outputs, spi = denoise_photos(self.model, noisy)
+                scores = score_photos(val.clean, outputs)
+                entry["val"][_key(s)] = {"psnr": scores["psnr"], "ssim": scores["ssim"],
+                                         "seconds_per_image": spi}
+        else:
+            d = self.data
+            scores = score_model(self.model, d.test_clean, d.test_noisy, ssim=final)
+            entry.update({"test_mse": scores["mse"], "test_psnr": scores["psnr"],
+                          "noisy_mse": d.noisy_mse, "noisy_psnr": psnr(d.noisy_mse)})
+            if final:
+                entry.update({"test_ssim": scores["ssim"],
+                              "noisy_ssim": mean_ssim(d.test_clean_host, d.test_noisy_host)})
+        entry.update({"seconds": seconds, "images": state.partial_images,
+                      "images_per_s": seen / seconds})
+        state.history.append(entry)
+        state.end_epoch()
 
-    def checkpoint(self) -> None:
+    def test_photos(self) -> dict[str, Any]:
+        """Score the photo test set (BSD68) once, at every sigma: the run's final result."""
+        cfg = self.config
+        test = _photo_set(PHOTO_DATASETS[cfg.dataset][1], cfg)
+        result: dict[str, Any] = {"set": test.name, "images": len(test.clean), "sigmas": {}}
+        for s, noisy in test.noisy.items():
+            outputs, spi = denoise_photos(self.model, noisy)
+            scores = score_photos(test.clean, outputs)
+            result["sigmas"][_key(s)] = {
+                "psnr": scores["psnr"], "ssim": scores["ssim"],
+                "noisy_psnr": test.noisy_scores[s]["psnr"], "noisy_ssim": test.noisy_scores[s]["ssim"],
+                "seconds_per_image": spi, "psnr_per_image": scores["psnr_per_image"],
+                "ssim_per_image": scores["ssim_per_image"]}
+        return result
+
+    def checkpoint(self, **extra: Any) -> None:
         save_checkpoint(self.out / "checkpoint.npz", self.model, self.opt,
-                        config=dataclasses.asdict(self.config), **self.state)
-        self.last_checkpoint = (self.out / "checkpoint.npz", self.state["epoch"])
+                        config=self.config.to_dict(), **self.state.to_meta(), **extra)
+        self.last_checkpoint = (self.out / "checkpoint.npz", self.state.epoch)
 
     def checkpoint_note(self) -> str:
         """What a user can resume from, in words (for the messages of a stopped run)."""
@@ -319,38 +469,63 @@ class _Run:
     def write_start_figures(self) -> None:
         """samples.png and noise.png (also for a resumed run: it has a new directory)."""
         cfg, d = self.config, self.data
+        if cfg.photos:
+            patches = to_numpy(self.loader.batch(0, 0))[:32, 0]
+            image, _, _, mode = (v[:32] for v in self.loader.indices(0, 0))
+            self.figures.draw("plot_crops", (
+                [[(f"#{i + 1} t{m}", p) for i, m, p in
+                  zip(image[r:r + 8], mode[r:r + 8], patches[r:r + 8])]
+                 for r in range(0, len(patches), 8)],
+                f"{cfg.dataset}: the first batch's {cfg.patch_size}x{cfg.patch_size} patches\n"
+                "(training image #, transform 0-7)"), self.out / "samples.png")
+            clean = d.val.clean[0]
+            crop = _crop(clean)
+            levels = [0, 15, 25, 50]
+            self.figures.draw("plot_crops", (
+                [[(f"sigma {s}", cfg.noise.at(s / 255).test_image(clean, 0)[crop]) for s in levels]],
+                f"{d.val.name} image 1: Gaussian noise at several sigmas ({'clipped' if cfg.noise.clip else 'unclipped'})"),
+                self.out / "noise.png")
+            return
         self.figures.draw("plot_samples", (d.samples_u8 / 255, d.sample_labels,
                                            DATASETS[cfg.dataset].classes,
                                            f"{cfg.dataset}: training images"), self.out / "samples.png")
         factors = [0, 0.1, 0.25, 0.5, 0.75, 1.0]
         one = d.test_clean_host[:1]
         self.figures.draw("plot_noise_levels", (
-            [add_noise(cfg.noise, one, f, cfg.clip, default_rng(0, "numpy"))[0] for f in factors],
-            factors, f"{cfg.noise} noise at several factors"), self.out / "noise.png")
+            [cfg.noise.at(f).test_batch(one)[0] for f in factors],
+            factors, f"{cfg.noise.kind} noise at several factors"), self.out / "noise.png")
 
-    def write_outputs(self, status: str) -> dict[str, Any]:
+    def write_outputs(self, status: str, test: dict[str, Any] | None = None) -> dict[str, Any]:
         """metrics.json, history.csv and the loss and results figures, atomically."""
-        hist, d, cfg = self.state["history"], self.data, self.config
-        metrics = {
-            "status": status, "config": dataclasses.asdict(cfg),
-            "noisy_baseline": {"mse": d.noisy_mse, "psnr": psnr(d.noisy_mse)},
+        hist, d, cfg = self.state.history, self.data, self.config
+        metrics: dict[str, Any] = {"status": status, "config": cfg.to_dict()}
+        if cfg.photos:
+            metrics["validation"] = {"set": d.val.name, "images": len(d.val.clean), "noisy": {
+                _key(s): {"psnr": v["psnr"], "ssim": v["ssim"]} for s, v in d.val.noisy_scores.items()}}
+            if test is not None:
+                metrics["test"] = test
+        else:
+            metrics["noisy_baseline"] = {"mse": d.noisy_mse, "psnr": psnr(d.noisy_mse)}
+        metrics.update({
             "epochs": hist, "final": hist[-1] if hist else None,
             "wall_time_s": time.perf_counter() - self.t_start,
-            "train_seconds": self.state["train_seconds"],
-            "train_images_per_s": (sum(h["images"] for h in hist) / self.state["train_seconds"]
-                                   if hist and self.state["train_seconds"] else None),
-            "backend": cfg.backend, "versions": self.versions}
-        atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=2))
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, HISTORY_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(hist)
-        atomic_write_text(self.out / "history.csv", buf.getvalue())
-        if self.state["iteration_losses"]:
+            "train_seconds": self.state.train_seconds,
+            "train_images_per_s": (sum(h["images"] for h in hist) / self.state.train_seconds
+                                   if hist and self.state.train_seconds else None),
+            "backend": cfg.backend, "versions": self.versions})
+        atomic_write_json(self.out / "metrics.json", metrics)
+        rows = [_flat(h) for h in hist]
+        fields = (HISTORY_FIELDS if not cfg.photos else
+                  ["epoch", "train_mse"] + [f"val_{m}_{_key(s)}" for s in cfg.sigmas()
+                                            for m in ("psnr", "ssim")] + ["seconds", "images_per_s"])
+        atomic_write_csv(self.out / "history.csv", fields, rows)
+        if self.state.iteration_losses:
             self.figures.draw("plot_iteration_loss", (
-                list(self.state["iteration_losses"]), len(self.loader),
+                list(self.state.iteration_losses), len(self.loader),
                 f"{self.title}: training loss"), self.out / "loss_iterations.png")
-        if hist:
+        if hist and cfg.photos:
+            self._photo_figures(hist, test)
+        elif hist:
             self.figures.draw("plot_epoch_loss", (
                 [h["epoch"] for h in hist], [h["train_mse"] for h in hist],
                 [h["test_mse"] for h in hist], d.noisy_mse, f"{self.title}: loss per epoch"),
@@ -365,6 +540,47 @@ class _Run:
                 f"({last['test_psnr']:.1f} dB{ssim}), noisy {d.noisy_mse:.4f}{noisy_ssim}"),
                 self.out / "results.png")
         return metrics
+
+    def _photo_figures(self, hist: list[dict[str, Any]], test: dict[str, Any] | None) -> None:
+        """loss_epochs.png (validation PSNR per epoch and sigma) and results.png (a crop of
+        the first validation image at full resolution: clean, noisy, denoised per sigma)."""
+        val = self.data.val
+        curves = {s: [h["val"][_key(s)]["psnr"] for h in hist] for s in val.noisy}
+        self.figures.draw("plot_val_psnr", (
+            [h["epoch"] for h in hist], {f"sigma {s:g}": c for s, c in curves.items()},
+            {f"sigma {s:g}": v["psnr"] for s, v in val.noisy_scores.items()},
+            f"{self.title}: {val.name} PSNR per epoch"), self.out / "loss_epochs.png")
+        clean = val.clean[0]
+        crop = _crop(clean)
+        rows = []
+        for s, noisy in val.noisy.items():
+            out = numpy.clip(denoise_photos(self.model, noisy[:1])[0][0], 0, 1)
+            rows.append([("clean", clean[crop]),
+                         (f"noisy, sigma {s:g}: {psnr(float(((noisy[0] - clean) ** 2).mean())):.2f} dB",
+                          noisy[0][crop]),
+                         (f"denoised: {psnr(float(((out - clean) ** 2).mean())):.2f} dB", out[crop])])
+        last = hist[-1]["val"]
+        summary_line = ", ".join(f"sigma {k}: {v['psnr']:.2f} dB" for k, v in last.items())
+        tested = ""
+        if test is not None:
+            tested = "; " + test["set"] + " " + ", ".join(
+                f"sigma {k}: {v['psnr']:.2f} dB" for k, v in test["sigmas"].items())
+        self.figures.draw("plot_crops", (
+            rows, f"{self.title}; epoch {hist[-1]['epoch']}: {val.name} {summary_line}{tested} "
+            f"(PSNR of the whole image; crop at full resolution)"), self.out / "results.png")
+
+
+def _key(sigma: float) -> str:
+    """A sigma as a JSON key: "25", "12.5"."""
+    return f"{sigma:g}"
+
+
+def _flat(entry: dict[str, Any]) -> dict[str, Any]:
+    """A history entry as one CSV row (photos: val_psnr_25, val_ssim_25, ...)."""
+    row = {k: v for k, v in entry.items() if k != "val"}
+    for s, scores in entry.get("val", {}).items():
+        row[f"val_psnr_{s}"], row[f"val_ssim_{s}"] = scores["psnr"], scores["ssim"]
+    return row
 
 
 def _position(done_epochs: int, batch: int) -> str:
@@ -392,6 +608,9 @@ def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
     """
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; expected one of {LR_SCHEDULES}")
+    if config.photos and config.model not in ("dncnn", "unet"):
+        raise ValueError(f"model {config.model!r} takes 28x28 digits only; photographs need "
+                         "'dncnn' or 'unet'")
     get_backend(config.backend)
     retain_freed_host_memory()        # reuse the step's large temporaries (see its docstring)
     data = _load_data(config)
@@ -405,36 +624,72 @@ def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
         raise TrainingStopped(f"{exc}; stopped: {run.checkpoint_note()}") from None
 
 
+def _describe_data(run: _Run) -> str:
+    config, data = run.config, run.data
+    if config.photos:
+        P = config.patch_size
+        noisy = ", ".join(f"sigma {s:g}: {v['psnr']:.2f} dB" for s, v in data.val.noisy_scores.items())
+        return (f"data: {config.dataset}, {len(data.train_x)} training images "
+                f"({data.train_x.shape[1]}x{data.train_x.shape[2]}), {len(run.loader)} batches of "
+                f"{config.batch_size} random {P}x{P} patches per epoch; validation "
+                f"{data.val.name} ({len(data.val.clean)} images), test "
+                f"{PHOTO_DATASETS[config.dataset][1]} at the end; noise "
+                f"{config.noise.describe('sigma')}; noisy-input {data.val.name} PSNR {noisy}")
+    return (f"data: {config.dataset}, {len(data.train_x)} train / {len(data.test_clean)} test images; "
+            f"noise {config.noise.describe()}; noisy-input test MSE "
+            f"{data.noisy_mse:.5f} ({psnr(data.noisy_mse):.2f} dB)")
+
+
+def _epoch_line(run: _Run, epoch: int, seen: int, seconds: float) -> str:
+    h, data = run.state.history[-1], run.data
+    if run.config.photos:
+        scores = ", ".join(f"sigma {k}: {v['psnr']:.2f} dB / SSIM {v['ssim']:.3f}"
+                           for k, v in h["val"].items())
+        return (f"epoch {epoch + 1}: train MSE {h['train_mse']:.6f}, {data.val.name} {scores}, "
+                f"{seen / seconds:,.0f} patches/s")
+    return (f"epoch {epoch + 1}: train MSE {h['train_mse']:.5f}, test MSE {h['test_mse']:.5f} "
+            f"({h['test_psnr']:.2f} dB)" + (f", SSIM {h['test_ssim']:.3f}" if "test_ssim" in h else "")
+            + f" vs noisy {data.noisy_mse:.5f} ({psnr(data.noisy_mse):.2f} dB"
+            + (f", SSIM {h['noisy_ssim']:.3f}" if "noisy_ssim" in h else "")
+            + f"), {seen / seconds:,.0f} images/s")
+
+
 def _train(run: _Run, log: Callable[[str], None]) -> dict[str, Any]:
     """The epoch loop of :func:`train`: train, evaluate, checkpoint, write, log."""
-    config, data = run.config, run.data
+    config = run.config
+    side = config.patch_size if config.photos else 28
     log(f"model '{config.model}' on {config.backend}/{config.dtype}:\n"
-        + summary(run.model, (1, 1, 28, 28), config.dtype))
-    log(f"data: {config.dataset}, {len(data.train_x)} train / {len(data.test_clean)} test images; "
-        f"noise {config.noise} x{config.noise_factor} "
-        f"({'clipped to [0, 1]' if config.clip else 'unclipped'}); noisy-input test MSE "
-        f"{data.noisy_mse:.5f} ({psnr(data.noisy_mse):.2f} dB)")
+        + summary(run.model, (1, 1, side, side), config.dtype))
+    log(_describe_data(run))
     run.write_start_figures()
     metrics = None
     # Floating-point warnings (overflow, invalid values) would print raw NumPy lines from inside
     # the layers; a diverging run is caught once, by the non-finite loss check.
     with _StopFlag() as stop, numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for epoch in range(run.state["epoch"], config.epochs):
+        for epoch in range(run.state.epoch, config.epochs):
             seen, seconds = run.epoch(epoch, stop)
-            run.state["train_seconds"] += seconds
+            run.state.train_seconds += seconds
             if stop.requested:
                 run.checkpoint()
                 run.write_outputs("interrupted")
                 raise TrainingInterrupted(
-                    f"interrupted {_position(epoch, run.state['batch'])}; checkpoint saved: "
-                    f"continue with --resume {run.out / 'checkpoint.npz'}")
-            run.evaluate(epoch, seen, seconds, final=epoch + 1 == config.epochs)
-            run.checkpoint()
-            metrics = run.write_outputs("running" if epoch + 1 < config.epochs else "finished")
-            h = run.state["history"][-1]
-            log(f"epoch {epoch + 1}: train MSE {h['train_mse']:.5f}, test MSE {h['test_mse']:.5f} "
-                f"({h['test_psnr']:.2f} dB)" + (f", SSIM {h['test_ssim']:.3f}" if "test_ssim" in h else "")
-                + f" vs noisy {data.noisy_mse:.5f} ({psnr(data.noisy_mse):.2f} dB"
-                + (f", SSIM {h['noisy_ssim']:.3f}" if "noisy_ssim" in h else "")
-                + f"), {seen / seconds:,.0f} images/s")
+                    f"{cli.stopped_by(stop.requested)} {_position(epoch, run.state.batch)}; "
+                    f"checkpoint saved: continue with --resume {run.out / 'checkpoint.npz'}",
+                    stop.requested)
+            last = epoch + 1 == config.epochs
+            run.evaluate(epoch, seen, seconds, final=last)
+            test = run.test_photos() if last and config.photos else None
+            run.checkpoint(**({"test": test} if test else {}))
+            metrics = run.write_outputs("finished" if last else "running", test)
+            log(_epoch_line(run, epoch, seen, seconds))
+            if test is not None:
+                log(f"{test['set']} ({test['images']} images): " + ", ".join(
+                    f"sigma {k}: {v['psnr']:.2f} dB / SSIM {v['ssim']:.3f} (noisy {v['noisy_psnr']:.2f} dB)"
+                    for k, v in test["sigmas"].items()))
+            if stop.requested:                    # asked during the evaluation: stop here
+                raise TrainingInterrupted(
+                    f"{cli.stopped_by(stop.requested)} after epoch {epoch + 1}; " +
+                    (f"the run had finished: outputs in {run.out}" if last else
+                     f"checkpoint saved: continue with --resume {run.out / 'checkpoint.npz'}"),
+                    stop.requested)
     return metrics if metrics is not None else run.write_outputs("finished")

@@ -3,6 +3,10 @@
 raises :class:`WriteError` naming the file and the reason."""
 from __future__ import annotations
 
+import csv
+import io
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -44,3 +48,31 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], Any]) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None, recursively through dicts,
+    lists and tuples: Python's json writes them as ``NaN`` / ``Infinity``, which strict JSON
+    readers (JavaScript's JSON.parse, jq, most other languages) reject."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
+def atomic_write_json(path: str | os.PathLike, value: Any) -> None:
+    """Write ``value`` as strict JSON (non-finite numbers as null, see :func:`strict_json`),
+    indented, atomically."""
+    atomic_write_text(path, json.dumps(strict_json(value), indent=2, allow_nan=False))
+
+
+def atomic_write_csv(path: str | os.PathLike, fields: list[str], rows: list[dict]) -> None:
+    """A CSV file with a header of ``fields`` (keys of the rows not among them are left out)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())

@@ -1,5 +1,11 @@
 """The denoisers, built from :mod:`scratchnet.nn`: the reference convolutional autoencoder,
-a dense autoencoder and a U-Net with skip connections; and a model summary."""
+a dense autoencoder, a U-Net with skip connections and DnCNN (residual learning for
+photographs); and a model summary.
+
+Every model says what images it takes: ``receptive_radius`` (None for the autoencoders, which
+take 28x28 digits only; else how many pixels away an output pixel can see, so that an image
+can be denoised tile by tile) and ``size_multiple`` (height and width must be multiples of it).
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -11,8 +17,13 @@ from .nn._checks import positive_int
 
 Array = Any
 
-__all__ = ["Autoencoder", "conv_autoencoder", "dense_autoencoder", "UNet", "unet", "build_model",
-           "MODELS", "summary"]
+# The largest width a model is built with: what a checkpoint's config (or --width) may ask for
+# before any memory is spent on it. A U-Net's parameters grow with width squared.
+MAX_WIDTH = 256
+MAX_DEPTH = 64                        # DnCNN's convolutions (the paper: 17 and 20)
+
+__all__ = ["Autoencoder", "conv_autoencoder", "dense_autoencoder", "UNet", "unet", "DnCNN",
+           "dncnn", "build_model", "MODELS", "MAX_WIDTH", "MAX_DEPTH", "summary"]
 
 
 class Autoencoder(nn.Module):
@@ -20,6 +31,8 @@ class Autoencoder(nn.Module):
 
     State-dict keys are "encoder.0.weight", ..., "decoder.5.bias".
     """
+    receptive_radius: int | None = None          # 28x28 only: not fully convolutional
+    size_multiple = 1
 
     def __init__(self, encoder: nn.Sequential, decoder: nn.Sequential):
         super().__init__()
@@ -93,11 +106,21 @@ class UNet(nn.Module):
     Backward is written out in :meth:`backward`: at a concatenation the gradient is *split*
     by channels; a feature map that fed two consumers (e1 and e2: the pool below and the
     skip) gets the *sum* of the two gradients.
+
+    Any image whose sides are multiples of 4 goes through (``size_multiple``). An output pixel
+    sees at most ``receptive_radius`` = 24 input pixels away: two 3x3 convolutions at each
+    level on the way down and up, the deeper ones counting 2 and 4 input pixels per step, plus
+    the pooling grid (tests/test_tiling.py measures it with an impulse at every phase).
     """
+    receptive_radius = 24
+    size_multiple = 4
 
     def __init__(self, width: int = 16):
         super().__init__()
         w = positive_int(width, "width", "UNet")
+        if w > MAX_WIDTH:
+            raise ValueError(f"UNet: width must be at most {MAX_WIDTH} (width 256 is about "
+                             f"{117_393 * 256 ** 2 // 16 ** 2 / 1e6:.0f} million parameters), got {w}")
         self.e1, self.e2, self.b = conv_block(1, w), conv_block(w, 2 * w), conv_block(2 * w, 4 * w)
         self.pool1, self.pool2 = nn.MaxPool2d(2), nn.MaxPool2d(2)   # one per use: see Module
         self.u2, self.d2 = nn.ConvTranspose2d(4 * w, 2 * w, 2, 2), conv_block(4 * w, 2 * w)
@@ -131,16 +154,90 @@ def unet(width: int = 16) -> UNet:
     return UNet(width)
 
 
-MODELS = {"conv": conv_autoencoder, "dense": dense_autoencoder, "unet": unet}
+class DnCNN(nn.Module):
+    """DnCNN (Zhang et al., IEEE TIP 2017): a plain stack of 3x3 convolutions that predicts the
+    noise, subtracted from the input (residual learning).
+
+    ::
+
+        x ─ conv ─ relu ─ [conv ─ bn ─ relu] x (depth - 2) ─ conv ─ r      y = x - r
+
+    Args:
+        depth: number of convolutions (>= 2; the paper: 17).
+        width: channels of the hidden layers (the paper: 64).
+        channels: image channels in and out (1: grayscale).
+
+    Shapes: (N, channels, H, W) -> (N, channels, H, W) for any H, W (zero padding 1 keeps the
+    size). The hidden convolutions have no bias (batch norm's shift replaces it): depth 10,
+    width 32 is 74,849 parameters. State-dict keys ``layers.0.weight``, ``layers.0.bias``,
+    ``layers.2.weight``, ``layers.3.weight``, ``layers.3.running_mean``, ..., as in the PyTorch
+    twin (tests/torch_models.py).
+
+    Backward, written out in :meth:`backward`: ``y = x - r(x)``, so with ``g = dL/dy`` the
+    stack's output gets ``dL/dr = -g`` (its parameters' gradients follow from that) and
+    ``dL/dx = g + J_r^T (-g)``: the upstream gradient straight through the skip, plus the
+    stack's backward of ``-g``.
+
+    Each convolution sees one pixel further, so an output pixel depends on the inputs at most
+    ``receptive_radius = depth`` pixels away: what tiled inference must overlap by.
+    """
+    size_multiple = 1
+
+    def __init__(self, depth: int = 17, width: int = 64, channels: int = 1):
+        super().__init__()
+        depth = positive_int(depth, "depth", "DnCNN")
+        if depth < 2:
+            raise ValueError(f"DnCNN: depth must be >= 2 (a first and a last convolution), got {depth}")
+        w = positive_int(width, "width", "DnCNN")
+        if w > MAX_WIDTH or depth > MAX_DEPTH:
+            raise ValueError(f"DnCNN: width must be at most {MAX_WIDTH} and depth at most "
+                             f"{MAX_DEPTH}, got width {w}, depth {depth}")
+        c = positive_int(channels, "channels", "DnCNN")
+        self.depth, self.width, self.channels = depth, w, c
+        layers: list[nn.Module] = [nn.Conv2d(c, w, 3, padding=1), nn.ReLU()]
+        for _ in range(depth - 2):
+            layers += [nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
+        layers.append(nn.Conv2d(w, c, 3, padding=1))
+        self.layers = nn.Sequential(*layers)
+        self.receptive_radius = depth
+
+    def forward(self, x: Array) -> Array:
+        if getattr(x, "ndim", 0) != 4 or x.shape[1] != self.channels:
+            raise ValueError(f"DnCNN: expected input of shape (N, {self.channels}, H, W), got "
+                             f"{tuple(getattr(x, 'shape', ()))}")
+        return x - self.layers(x)
+
+    def backward(self, grad_output: Array) -> Array:
+        # dL/dr = -g: the stack's parameters get the gradient of -r, and dx = g + J_r^T (-g).
+        return grad_output + self.layers.backward(-grad_output)
+
+    def extra_repr(self) -> str:
+        return f"depth={self.depth}, width={self.width}, channels={self.channels}"
 
 
-def build_model(name: str, width: int | None = None) -> nn.Module:
-    """``build_model("conv" | "dense" | "unet", width=None)``; ``width`` is the U-Net's."""
+def dncnn(width: int = 64, depth: int = 17, channels: int = 1) -> DnCNN:
+    """DnCNN of ``depth`` convolutions of ``width`` channels (the paper's: 17, 64)."""
+    return DnCNN(depth, width, channels)
+
+
+MODELS = {"conv": conv_autoencoder, "dense": dense_autoencoder, "unet": unet, "dncnn": dncnn}
+_OPTIONS = {"unet": {"width"}, "dncnn": {"width", "depth", "channels"}}   # beyond the defaults
+
+
+def build_model(name: str, width: int | None = None, depth: int | None = None,
+                channels: int | None = None) -> nn.Module:
+    """``build_model("conv" | "dense" | "unet" | "dncnn", width=None, depth=None,
+    channels=None)``; ``width`` is the U-Net's and DnCNN's, ``depth`` and ``channels`` DnCNN's
+    (None: the model's default)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
-    if width is not None and name != "unet":
-        raise ValueError(f"model {name!r} has no width option (only 'unet' does)")
-    return MODELS[name]() if width is None else MODELS[name](width)
+    given = {k: v for k, v in (("width", width), ("depth", depth), ("channels", channels))
+             if v is not None}
+    for option in given:
+        if option not in _OPTIONS.get(name, ()):
+            having = " and ".join(f"'{m}'" for m in MODELS if option in _OPTIONS.get(m, ()))
+            raise ValueError(f"model {name!r} has no {option} option (only {having} does)")
+    return MODELS[name](**given)
 
 
 def summary(model: nn.Module, input_shape: tuple[int, ...], dtype: str = "float32") -> str:

@@ -10,16 +10,20 @@ rounds every operation as the array code here does, so both give the same bits.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Iterable
 
+from . import lr_scheduler
 from .backend import get_array_module, to_backend
+from .lr_scheduler import CosineAnnealingLR
 from .nn.module import Parameter
 from .ops import op
 
 Array = Any
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "CosineAnnealingLR", "adam_step", "adam_update",
-           "adam_coefficients", "zero_grads"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "CosineAnnealingLR", "lr_scheduler", "adam_step",
+           "adam_update", "adam_coefficients", "zero_grads"]
+sys.modules[__name__ + ".lr_scheduler"] = lr_scheduler   # from scratchnet.optim.lr_scheduler import ...
 
 
 def _check_range(name: str, value: float, low: float, high: float | None = None,
@@ -59,13 +63,26 @@ class Optimizer:
         _check_range("learning rate", group["lr"], 0.0)
         _check_range("weight_decay", group.get("weight_decay", 0.0), 0.0)
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradient of every parameter to zeros (the op `zero_grads`, per group).
+
+        Args:
+            set_to_none: accepted for PyTorch code; either value gives zeros. PyTorch
+                (default True) drops the gradient tensor so that its next backward can
+                assign instead of add; here every backward *adds* into ``param.grad``
+                (``+=``), so the array stays and is zero-filled, and ``p.grad`` is never
+                None. One consequence: a parameter that took no part in the last backward
+                still gets an update from its zero gradient (momentum, weight decay), as in
+                PyTorch with ``set_to_none=False``; freeze it (``requires_grad = False``) or
+                leave it out of the optimizer to skip it.
+        """
         for group in self.param_groups:
             zero_grads([p.grad for p in group["params"]])
 
     def step(self) -> None:
+        """Update every parameter with ``requires_grad`` (a frozen one is left as it is)."""
         for group in self.param_groups:
-            for p in group["params"]:
+            for p in _trained(group):
                 state = self.state.setdefault(p, {})
                 _follow(p, state)
                 self._update(p, state, group)
@@ -115,6 +132,11 @@ def _follow(p: Parameter, state: dict[str, Any]) -> None:
         if getattr(v, "ndim", 0) > 0 and (type(v) is not type(data) or v.dtype != data.dtype):
             xp = get_array_module(data)
             state[k] = xp.asarray(to_backend(v, xp), dtype=data.dtype)
+
+
+def _trained(group: dict[str, Any]) -> list[Parameter]:
+    """The group's parameters with ``requires_grad`` (the ones a step updates)."""
+    return [p for p in group["params"] if p.requires_grad]
 
 
 def _scalar(v: Any) -> Any:
@@ -278,7 +300,9 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         for group in self.param_groups:
-            params = group["params"]
+            params = _trained(group)
+            if not params:
+                continue
             states = [self.state.setdefault(p, {}) for p in params]
             for p, state in zip(params, states):
                 _follow(p, state)
@@ -303,36 +327,3 @@ class AdamW(Adam):
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-
-
-class CosineAnnealingLR:
-    """Cosine decay of every group's learning rate from its initial value to ``eta_min``.
-
-    After ``k`` calls of ``step()`` (one per optimizer step, or per epoch, as you choose) the
-    learning rate is ``eta_min + (lr0 - eta_min) * (1 + cos(pi * k / T_max)) / 2``: lr0 at
-    k = 0, eta_min at k = T_max. This is PyTorch's ``CosineAnnealingLR`` in closed form, so
-    the rate depends only on ``k`` and a resumed run continues exactly (``last_epoch``).
-    """
-
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
-                 last_epoch: int = 0):
-        if not isinstance(T_max, int) or T_max < 1:
-            raise ValueError(f"CosineAnnealingLR: T_max must be a positive int, got {T_max!r}")
-        _check_range("eta_min", eta_min, 0.0)
-        self.optimizer, self.T_max, self.eta_min = optimizer, T_max, eta_min
-        self.base_lrs = [g.setdefault("initial_lr", g["lr"]) for g in optimizer.param_groups]
-        self.last_epoch = last_epoch
-        self._apply()
-
-    def get_lr(self) -> list[float]:
-        k = self.last_epoch                         # past T_max the cosine rises again, as in PyTorch
-        return [self.eta_min + (lr0 - self.eta_min) * (1 + math.cos(math.pi * k / self.T_max)) / 2
-                for lr0 in self.base_lrs]
-
-    def step(self) -> None:
-        self.last_epoch += 1
-        self._apply()
-
-    def _apply(self) -> None:
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
-            group["lr"] = lr

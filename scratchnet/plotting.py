@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from typing import Any, Sequence
 
 import matplotlib
@@ -14,7 +15,8 @@ import numpy  # noqa: E402
 from .fileio import atomic_write  # noqa: E402
 
 __all__ = ["save_figure", "plot_samples", "plot_noise_levels", "plot_iteration_loss",
-           "plot_epoch_loss", "plot_results", "plot_quality_vs_noise", "plot_image_grid"]
+           "plot_epoch_loss", "plot_results", "plot_quality_vs_noise", "plot_image_grid",
+           "plot_crops", "plot_val_psnr"]
 
 
 def save_figure(fig: Any, path: str | os.PathLike) -> None:
@@ -176,4 +178,50 @@ def plot_quality_vs_noise(curves: Sequence[dict], noise: str, title: str) -> Any
     fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", fontsize=8,
                ncols=min(3, len(curves)))                    # below the plots, over no curve
     fig.suptitle(title)
+    return fig
+
+
+def plot_crops(rows: Sequence[Sequence[tuple[str, numpy.ndarray]]], title: str,
+               dpi: int = 120) -> Any:
+    """Rows of titled images shown at full resolution (one figure pixel per image pixel at
+    ``dpi``): photo crops, clean / noisy / denoised. Grayscale (H, W) in [0, 1] or colour
+    (H, W, 3) images; values outside [0, 1] are clipped for display."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    h = max(numpy.asarray(img).shape[0] for r in rows for _, img in r)
+    w = max(numpy.asarray(img).shape[1] for r in rows for _, img in r)
+    fig, axes = plt.subplots(n_rows, n_cols, squeeze=False,
+                             figsize=(n_cols * (w / dpi + 0.15), n_rows * (h / dpi + 0.55) + 0.6))
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for r, row in enumerate(rows):
+        for c, (name, img) in enumerate(row):
+            img = numpy.clip(numpy.asarray(img, dtype=float), 0, 1)
+            axes[r][c].imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1,
+                              interpolation="nearest")
+            axes[r][c].set_title(textwrap.fill(name, max(12, img.shape[1] // 6)), fontsize=7)
+    fig.suptitle(textwrap.fill(title, max(40, n_cols * w // 6)), fontsize=8)
+    return fig
+
+
+def plot_val_psnr(epochs: Sequence[int], curves: dict[str, Sequence[float]],
+                  baselines: dict[str, float], title: str) -> Any:
+    """Validation PSNR per epoch, one line per noise level, each with its noisy input's PSNR
+    as a dashed line of the same colour."""
+    fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
+    for i, (name, values) in enumerate(curves.items()):
+        color = f"C{i}"
+        ax.plot(epochs, values, "o-", color=color, label=f"denoised, {name}")
+        if name in baselines:
+            ax.axhline(baselines[name], color=color, ls="--", lw=1,
+                       label=f"noisy input, {name} ({baselines[name]:.2f} dB)")
+        if len(epochs) <= 3:
+            for e, v in zip(epochs, values):
+                ax.annotate(f"{v:.2f}", (e, v), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("PSNR (dB, mean over the images)")
+    ax.set_xticks(list(epochs))
+    ax.set_xlim(min(epochs) - 0.5, max(max(epochs), min(epochs) + 2) + 0.5)
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    ax.grid(alpha=0.3)
     return fig

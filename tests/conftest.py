@@ -6,6 +6,7 @@ real CuPy, for this process and the ones it starts, so the ``gpu`` tests run wit
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -60,3 +61,34 @@ def real_data():
             pytest.fail(msg + " (CI=true: real-data tests must run)")
         pytest.skip(msg)
     return root
+
+
+@pytest.fixture(scope="session")
+def real_photos():
+    """The root holding natural/train400, natural/bsd68 and natural/set12 (the photographs).
+    Skips locally when absent, but fails in CI (CI=true)."""
+    root = os.environ.get("SCRATCHNET_DATA")
+    if root and all((Path(root) / "natural" / s).is_dir() for s in ("train400", "bsd68", "set12")):
+        return Path(root)
+    msg = ("the natural images were not found: set SCRATCHNET_DATA to a folder holding "
+           "natural/train400, natural/bsd68 and natural/set12")
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(msg + " (CI=true: real-data tests must run)")
+    pytest.skip(msg)
+
+
+def sigint_at_batch(monkeypatch, n: int):
+    """Make the n-th training batch (counting over epochs) raise SIGINT, as a Ctrl-C there
+    would; returns the real ``NoiseSpec.apply`` (put it back to train on uninterrupted)."""
+    from scratchnet.data import NoiseSpec
+    real = NoiseSpec.apply
+    calls = []
+
+    def apply(spec, x, rng):
+        calls.append(1)
+        if len(calls) == n:
+            signal.raise_signal(signal.SIGINT)
+        return real(spec, x, rng)
+
+    monkeypatch.setattr(NoiseSpec, "apply", apply)
+    return real

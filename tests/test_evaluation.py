@@ -187,3 +187,21 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, make, args, message)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert message in r.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "NEW").exists()
+
+
+# --- non-finite scores ------------------------------------------------------------------------
+def test_psnr_of_nan_is_nan_never_the_best_score():
+    import math
+    from scratchnet.evaluation import psnr
+    assert math.isnan(psnr(float("nan"))) and math.isnan(psnr(-1.0))
+    assert psnr(0.0) == math.inf and psnr(float("inf")) == -math.inf
+    assert abs(psnr(0.01) - 20.0) < 1e-12
+
+
+def test_strict_json_has_no_nan_or_infinity(tmp_path):
+    import json
+    from scratchnet.fileio import atomic_write_json
+    atomic_write_json(tmp_path / "m.json", {"psnr": float("nan"), "rows": [1.5, float("inf"), (float("-inf"), 2)]})
+    text = (tmp_path / "m.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"psnr": None, "rows": [1.5, None, [None, 2]]}

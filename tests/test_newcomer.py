@@ -115,23 +115,14 @@ def test_ctrl_c_while_scoring_writes_nothing(real_data, tmp_path, checkpoint):
 
 @pytest.mark.realdata
 def test_interrupt_and_resume_speak_the_same_numbers(real_data, tmp_path, monkeypatch):
-    import scratchnet.experiment as ex
-    real = ex.add_noise
-    calls = []
-
-    def interrupt_at_batch_3(kind, x, *a, **k):
-        if len(x) == 32:
-            calls.append(1)
-            if len(calls) == 8 + 3:              # epoch 2 (8 batches each), batch 3
-                signal.raise_signal(signal.SIGINT)
-        return real(kind, x, *a, **k)
-
-    monkeypatch.setattr(ex, "add_noise", interrupt_at_batch_3)
+    from conftest import sigint_at_batch
+    from scratchnet.data import NoiseSpec
+    real = sigint_at_batch(monkeypatch, 8 + 3)     # epoch 2 (8 batches each), batch 3
     cfg = Config(data_dir=str(real_data), limit_train=256, limit_test=64, epochs=3, batch_size=32)
     with pytest.raises(TrainingInterrupted) as exc:
         train(cfg, tmp_path / "a", progress=False, log=lambda s: None)
     assert str(exc.value).startswith("interrupted in epoch 2 after batch 3; checkpoint saved")
-    monkeypatch.setattr(ex, "add_noise", real)
+    monkeypatch.setattr(NoiseSpec, "apply", real)
     lines = []
     train(cfg, tmp_path / "b", resume=tmp_path / "a" / "checkpoint.npz", progress=False,
           log=lines.append)

@@ -120,10 +120,9 @@ def test_disk_full_ends_in_one_line_and_keeps_the_last_checkpoint(real_data, tmp
 # --- diverging runs ---------------------------------------------------------------------------
 @pytest.mark.realdata
 def test_non_finite_loss_before_any_checkpoint_says_so(real_data, tmp_path, monkeypatch):
-    import scratchnet.experiment as ex
-    real_add_noise = ex.add_noise
-    monkeypatch.setattr(ex, "add_noise", lambda kind, x, *a, **k: real_add_noise(kind, x, *a, **k)
-                        * (np.nan if len(x) == 32 else 1))
+    from scratchnet.data import NoiseSpec
+    real_apply = NoiseSpec.apply                  # the training batches' noise
+    monkeypatch.setattr(NoiseSpec, "apply", lambda spec, x, rng: real_apply(spec, x, rng) * np.nan)
     cfg = Config(data_dir=str(real_data), limit_train=256, limit_test=64, epochs=2, batch_size=32)
     with pytest.raises(TrainingStopped, match="no checkpoint was written yet, so this run cannot "
                                               "be resumed"):
@@ -218,7 +217,7 @@ def test_denoise_images_missing_checkpoint_exits_2_and_labels_rows(checkpoint, t
     assert (tmp_path / "d" / "a_denoised.png").is_file()
 
 
-def test_denoise_images_processes_the_readable_and_lists_every_bad_file(checkpoint, tmp_path, capsys):
+def test_denoise_images_lists_every_bad_file_and_writes_nothing(checkpoint, tmp_path, capsys):
     folder = tmp_path / "photos"
     folder.mkdir()
     for i in range(6):
@@ -228,9 +227,10 @@ def test_denoise_images_processes_the_readable_and_lists_every_bad_file(checkpoi
     code = denoise_images.main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "den"),
                                 str(folder)])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1
+    assert code == 2                                  # every input is checked before any is written
     assert sum("bad1.png" in line for line in err) == 1 and sum("bad2.jpg" in line for line in err) == 1
-    assert len(list((tmp_path / "den").glob("*_denoised.png"))) == 6
+    assert err[-1] == "nothing was written: 2 inputs cannot be denoised"
+    assert not (tmp_path / "den").exists()
 
 
 # --- fuzzing every reader ------------------------------------------------------------------------
@@ -300,7 +300,13 @@ def test_fuzz_image_reader(tmp_path, data):
     path = tmp_path / "photo.png"
     path.write_bytes(data)
     try:
-        x = denoise_images.load_image(path, invert=True)
+        x = denoise_images.load_digit(path, invert=True)
         assert x.shape == (28, 28) and x.dtype == np.float32
     except ValueError as exc:
         assert "not a readable image" in str(exc) and "\n" not in str(exc)
+    from scratchnet.images import ImageError, read_image
+    try:                                          # the photo reader: decoded whole, or one line
+        picture = read_image(path)
+        assert picture.pixels.dtype == np.float32 and picture.bits in (8, 16)
+    except ImageError as exc:
+        assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc)

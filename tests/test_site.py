@@ -81,3 +81,16 @@ def test_the_site_serves_its_own_math_renderer(site):
     assert len(fonts) >= 20
     page = (site / "learn" / "03-convolution" / "index.html").read_text(encoding="utf-8")
     assert 'class="arithmatex"' in page and "assets/mathjax/tex-chtml.js" in page
+
+
+def test_no_table_row_renders_as_text(site):
+    """A Markdown table row that lost its table (a paragraph before it, no blank line) shows up
+    as a paragraph of ``| 30 | ... |``."""
+    stray = {}
+    for page in site.rglob("*.html"):
+        paragraphs = re.findall(r"<p>(.*?)</p>", page.read_text(encoding="utf-8"), flags=re.S)
+        rows = [line[:60] for p in paragraphs for line in p.splitlines()
+                if re.match(r"\s*\|.*\|\s*$", line)]
+        if rows:
+            stray[str(page.relative_to(site))] = rows[:3]
+    assert not stray, stray

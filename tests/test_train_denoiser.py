@@ -88,19 +88,18 @@ def test_resume_is_bit_identical_to_a_straight_run(real_data, tmp_path, extra):
 
 @pytest.mark.realdata
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(real_data, tmp_path, monkeypatch):
-    import scratchnet.experiment as ex
-    real_add_noise = ex.add_noise
+    from scratchnet.data import NoiseSpec
+    real_apply = NoiseSpec.apply                                  # the training batches' noise
     calls = []
 
-    def poisoned(kind, x, *a, **k):
-        y = real_add_noise(kind, x, *a, **k)
-        if len(x) == 32:                                          # training batches only
-            calls.append(1)
-            if len(calls) == 8 + 3:                               # epoch 2 (of 8 batches), batch 3
-                return y * np.nan
+    def poisoned(spec, x, rng):
+        y = real_apply(spec, x, rng)
+        calls.append(1)
+        if len(calls) == 8 + 3:                                   # epoch 2 (of 8 batches), batch 3
+            return y * np.nan
         return y
 
-    monkeypatch.setattr(ex, "add_noise", poisoned)
+    monkeypatch.setattr(NoiseSpec, "apply", poisoned)
     cfg = Config(data_dir=str(real_data), limit_train=256, limit_test=64, epochs=3, batch_size=32)
     with pytest.raises(TrainingStopped, match=r"loss became nan in epoch 2, batch 3.*epoch 1\)"):
         train(cfg, tmp_path / "run", progress=False, log=lambda s: None)

@@ -57,10 +57,27 @@ class UNet(tnn.Module):
         return torch.sigmoid(self.out(d1))
 
 
-MODELS = {"conv": conv_autoencoder, "dense": dense_autoencoder, "unet": UNet}
+class DnCNN(tnn.Module):
+    """scratchnet.models.DnCNN the PyTorch way: y = x - layers(x) (same keys: layers.0.weight, ...)."""
+
+    def __init__(self, width: int = 64, depth: int = 17, channels: int = 1):
+        super().__init__()
+        layers = [tnn.Conv2d(channels, width, 3, padding=1), tnn.ReLU()]
+        for _ in range(depth - 2):
+            layers += [tnn.Conv2d(width, width, 3, padding=1, bias=False), tnn.BatchNorm2d(width),
+                       tnn.ReLU()]
+        layers.append(tnn.Conv2d(width, channels, 3, padding=1))
+        self.layers = tnn.Sequential(*layers)
+
+    def forward(self, x):
+        return x - self.layers(x)
 
 
-def adam_steps_side_by_side(model, tmodel, steps: int = 3, seed: int = 0):
+MODELS = {"conv": conv_autoencoder, "dense": dense_autoencoder, "unet": UNet, "dncnn": DnCNN}
+
+
+def adam_steps_side_by_side(model, tmodel, steps: int = 3, seed: int = 0,
+                            shape: tuple = (4, 1, 28, 28), clip: bool = True):
     """Train a scratchnet model and its PyTorch twin (float64, same weights) on the same noisy
     batches with Adam (lr 1e-3, weight decay 1e-5). Yields, per step and before the update:
     (step, loss, torch loss, dL/dx, torch dL/dx) with all parameter gradients in place."""
@@ -72,8 +89,9 @@ def adam_steps_side_by_side(model, tmodel, steps: int = 3, seed: int = 0):
     mse, tmse = nn.MSELoss(), tnn.MSELoss()
     r = np.random.default_rng(seed)
     for step in range(steps):
-        clean = r.random((4, 1, 28, 28))
-        noisy = np.clip(clean + 0.5 * r.standard_normal(clean.shape), 0, 1)
+        clean = r.random(shape)
+        noisy = clean + 0.5 * r.standard_normal(clean.shape)
+        noisy = np.clip(noisy, 0, 1) if clip else noisy
         opt.zero_grad()
         loss = mse(model(noisy), clean)
         gx = model.backward(mse.backward())

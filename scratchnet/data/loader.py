@@ -1,8 +1,11 @@
-"""Mini-batches of images that already live on the device (moved there once)."""
+"""Mini-batches of images that already live on the device (moved there once): whole images
+(:class:`BatchLoader`) or random patches of them (:class:`PatchLoader`)."""
 from __future__ import annotations
 
 import math
 from typing import Any, Iterator
+
+import numpy
 
 from ..backend import default_rng, get_array_module
 
@@ -45,3 +48,73 @@ class BatchLoader:
         for b in range(len(self)):
             lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, n)
             yield self.images[lo:hi] if order is None else self.images[order[lo:hi]]
+
+
+class PatchLoader:
+    """Random square patches of a set of equally sized images, each under one of the 8 flips
+    and rotations of the square, drawn afresh for every batch (DnCNN's training data).
+
+    Args:
+        images: (N, H, W) array on any backend (the training images, moved there once).
+        patch_size: P, the side of a patch (DnCNN: 40).
+        batch_size: patches per batch (every batch is full).
+        patches_per_image: an epoch is ``ceil(N * patches_per_image / batch_size)`` batches.
+        seed: batch b of epoch e draws its image indices, corners and transforms from the
+            host stream ``(seed, e, b, 1)``, so it is the same batch whether the run was
+            resumed or not, on NumPy and CuPy alike.
+
+    A patch is one gather from a (P, P) grid of source coordinates: the crop transposed when
+    bit 0 of the transform is set, then flipped top-bottom for bit 1 and left-right for bit 2
+    (those three generate all 8 symmetries of the square). On the grid that reads backwards:
+    the flips act on the output coordinates first, the transpose swaps them last.
+    Batches are (B, 1, P, P); ``loader.epoch`` (settable) selects the epoch, iterating
+    advances it by one.
+    """
+
+    def __init__(self, images: Array, patch_size: int, batch_size: int, patches_per_image: int,
+                 seed: int = 0):
+        for name, value in (("patch_size", patch_size), ("batch_size", batch_size),
+                            ("patches_per_image", patches_per_image)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if getattr(images, "ndim", 0) != 3:
+            raise ValueError(f"PatchLoader: images must be one (N, H, W) array, got shape "
+                             f"{getattr(images, 'shape', None)}")
+        N, H, W = images.shape
+        if patch_size > min(H, W):
+            raise ValueError(f"patch_size {patch_size} is larger than the images ({H}x{W})")
+        self.images, self.patch_size, self.batch_size = images, patch_size, batch_size
+        self.patches_per_image, self.seed = patches_per_image, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.images) * self.patches_per_image / self.batch_size)
+
+    def indices(self, epoch: int, b: int) -> tuple:
+        """(image index, top, left, transform) of each patch of batch ``b`` of ``epoch``
+        (host arrays of length batch_size)."""
+        N, H, W = self.images.shape
+        P, B = self.patch_size, self.batch_size
+        r = default_rng((self.seed, epoch, b, 1), "numpy")
+        return (r.integers(0, N, B), r.integers(0, H - P + 1, B), r.integers(0, W - P + 1, B),
+                r.integers(0, 8, B))
+
+    def batch(self, epoch: int, b: int) -> Array:
+        """Batch ``b`` of ``epoch`` as (B, 1, P, P) on the images' backend."""
+        xp = get_array_module(self.images)
+        N, H, W = self.images.shape
+        P = self.patch_size
+        image, top, left, mode = self.indices(epoch, b)
+        rr, cc = numpy.meshgrid(numpy.arange(P), numpy.arange(P), indexing="ij")
+        bit = [((mode >> k) & 1).astype(bool)[:, None, None] for k in range(3)]
+        rr = numpy.where(bit[1], P - 1 - rr, rr)                 # flip top-bottom
+        cc = numpy.where(bit[2], P - 1 - cc, cc)                 # flip left-right
+        rr, cc = numpy.where(bit[0], cc, rr), numpy.where(bit[0], rr, cc)    # transpose
+        flat = (image[:, None, None] * H + top[:, None, None] + rr) * W + left[:, None, None] + cc
+        return self.images.reshape(-1)[xp.asarray(flat)][:, None]
+
+    def __iter__(self) -> Iterator[Array]:
+        epoch = self.epoch
+        self.epoch += 1
+        for b in range(len(self)):
+            yield self.batch(epoch, b)
