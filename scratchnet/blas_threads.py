@@ -30,6 +30,8 @@ import statistics
 import time
 from typing import Callable
 
+from .threads import positive_env
+
 __all__ = ["BlasThreadTuner", "fixed_blas_threads"]
 
 PROBE_STEPS = 2                # steps timed per candidate in a probe (the fastest of them counts)
@@ -43,14 +45,8 @@ def fixed_blas_threads() -> int | None:
     """The count the user fixed, or None: ``SCRATCHNET_BLAS_THREADS``, else
     ``OPENBLAS_NUM_THREADS`` or ``OMP_NUM_THREADS`` (which BLAS itself already obeys)."""
     for name in ("SCRATCHNET_BLAS_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(name)
-        if value:
-            try:
-                n = int(value)
-            except ValueError:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
-            if n < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        n = positive_env(name)
+        if n is not None:
             return n
     return None
 

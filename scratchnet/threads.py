@@ -17,7 +17,8 @@ import functools
 import os
 from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["num_threads", "parallel_map", "blas_single_threaded", "retain_freed_host_memory"]
+__all__ = ["num_threads", "positive_env", "parallel_map", "blas_single_threaded",
+           "retain_freed_host_memory"]
 
 
 def num_threads() -> int:
@@ -29,16 +30,26 @@ def num_threads() -> int:
     channels over two threads 20-40% longer (the cores share one memory bus, and these passes
     are memory-bound). On a machine with more cores and memory channels, try
     ``SCRATCHNET_NUM_THREADS=<cores>`` with ``benchmarks/bench_layers.py``."""
-    value = os.environ.get("SCRATCHNET_NUM_THREADS")
-    if value:
-        try:
-            n = int(value)
-        except ValueError:
-            raise ValueError(f"SCRATCHNET_NUM_THREADS must be a positive integer, got {value!r}") from None
-        if n < 1:
-            raise ValueError(f"SCRATCHNET_NUM_THREADS must be a positive integer, got {value!r}")
-        return n
-    return 1
+    return positive_env("SCRATCHNET_NUM_THREADS") or 1
+
+
+def positive_env(name: str) -> int | None:
+    """The positive integer the environment variable ``name`` holds, or None when it is unset
+    or empty.
+
+    Raises:
+        ValueError: it holds something else (one line naming the variable and the value).
+    """
+    value = os.environ.get(name)
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return n
 
 
 @functools.lru_cache(maxsize=None)

@@ -17,12 +17,18 @@ Pair = tuple[int, int]
 GEOMETRY = ("int32 H, int32 W, int32 N, int32 OH, int32 OW, int32 KH, int32 KW, int32 SH, "
             "int32 SW, int32 PH, int32 PW")
 
+
+def window_kernel(arrays: str, outputs: str, body: str, name: str, fill: bool = False
+                  ) -> ElementwiseOp:
+    """An element-wise kernel over a window geometry: its input arrays, then `GEOMETRY`
+    (then the padding's ``T fill``), its outputs and the CUDA C body for element ``i``."""
+    return ElementwiseOp(f"{arrays}, {GEOMETRY}" + (", T fill" if fill else ""), outputs, body,
+                         name)
+
 # One thread per entry col[c, i, j, oh, ow, n]: it reads pixel (oh*SH + i - PH, ow*SW + j - PW)
 # of the batch-last (C, H, W, N) input, or writes ``fill`` where that pixel is padding.
-_IM2COL = ElementwiseOp(
-    f"raw T x, {GEOMETRY}, T fill",
-    "T col",
-    """
+_IM2COL = window_kernel(
+    "raw T x", "T col", """
     long long r = i;
     const int n = r % N; r /= N;
     const int ow = r % OW; r /= OW;
@@ -32,8 +38,7 @@ _IM2COL = ElementwiseOp(
     const long long c = r / KH;
     const int h = oh * SH + ki - PH, w = ow * SW + kj - PW;
     col = (h >= 0 && h < H && w >= 0 && w < W) ? x[((c * H + h) * W + w) * N + n] : fill;
-    """,
-    "scratchnet_im2col_gather")
+    """, "scratchnet_im2col_gather", fill=True)
 
 
 @register_faster("im2col", on_gpu)
@@ -52,10 +57,8 @@ def im2col(x: Array, kernel: Pair, stride: Pair, padding: Pair, fill: float = 0.
 # col2im as a gather: one thread per pixel x[c, h, w, n] of the (C, H, W, N) result sums the
 # column entries that were copied from it, i.e. every offset (i, j) with h + PH - i = oh*SH
 # and w + PW - j = ow*SW for an output position (oh, ow) inside the (OH, OW) grid.
-_COL2IM = ElementwiseOp(
-    f"raw T col, {GEOMETRY}",
-    "T x",
-    """
+_COL2IM = window_kernel(
+    "raw T col", "T x", """
     const int n = i % N, w = (i / N) % W, h = (i / N / W) % H, c = i / N / W / H;
     T sum = 0;
     for (int ki = 0; ki < KH; ++ki) {
@@ -69,8 +72,7 @@ _COL2IM = ElementwiseOp(
         }
     }
     x = sum;
-    """,
-    "scratchnet_col2im_gather")
+    """, "scratchnet_col2im_gather")
 
 
 @register_faster("col2im", on_gpu)

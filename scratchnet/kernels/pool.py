@@ -6,18 +6,16 @@ from typing import Any
 from ..backend import get_array_module
 from ..layout import conv_output_size
 from ..ops import register_faster
-from . import ElementwiseOp, on_gpu
-from .conv import GEOMETRY
+from . import on_gpu
+from .conv import window_kernel
 
 Array = Any
 Pair = tuple[int, int]
 
 # One thread per output y[c, oh, ow, n] runs the window loop of the reference over the
 # batch-last (C, H, W, N) input (padding reads as -inf; ">" keeps the first maximum, a NaN wins).
-_MAX_POOL = ElementwiseOp(
-    f"raw T x, {GEOMETRY}, T fill",
-    "T y, int32 argmax",
-    """
+_MAX_POOL = window_kernel(
+    "raw T x", "T y, int32 argmax", """
     const int n = i % N, ow = (i / N) % OW, oh = (i / N / OW) % OH;
     const long long c = i / N / OW / OH;
     T best = 0;
@@ -29,8 +27,7 @@ _MAX_POOL = ElementwiseOp(
     }
     y = best;
     argmax = arg;
-    """,
-    "scratchnet_max_pool_gather")
+    """, "scratchnet_max_pool_gather", fill=True)
 
 
 @register_faster("max_pool2d", on_gpu)
@@ -50,10 +47,8 @@ def max_pool2d(x: Array, kernel: Pair, stride: Pair, padding: Pair, with_argmax:
 
 # One thread per input pixel sums the gy of every window whose maximum it was (the col2im
 # gather, keeping only the entries argmax points at).
-_MAX_POOL_BACKWARD = ElementwiseOp(
-    f"raw T gy, raw int32 argmax, {GEOMETRY}",
-    "T dx",
-    """
+_MAX_POOL_BACKWARD = window_kernel(
+    "raw T gy, raw int32 argmax", "T dx", """
     const int n = i % N, w = (i / N) % W, h = (i / N / W) % H;
     const long long c = i / N / W / H;
     T sum = 0;
@@ -68,8 +63,7 @@ _MAX_POOL_BACKWARD = ElementwiseOp(
         }
     }
     dx = sum;
-    """,
-    "scratchnet_max_pool_grad_gather")
+    """, "scratchnet_max_pool_grad_gather")
 
 
 @register_faster("max_pool2d_backward", on_gpu)
