@@ -28,8 +28,12 @@ __all__ = ["BackendUnavailableError", "BACKEND_NAMES", "canonical_name", "get_ba
            "is_available", "get_array_module", "backend_name", "to_numpy", "to_backend",
            "as_dtype", "as_strided", "synchronize"]
 
-_CUPY_HINT = ("install the GPU extra that matches your CUDA major version (nvidia-smi shows it): "
-              "`pip install 'scratchnet[gpu-cuda12]'` or `pip install 'scratchnet[gpu-cuda13]'`")
+# From the clone (the name `scratchnet` on the package index is another project): docs/gpu.md.
+_CUPY_HINT = ("install the GPU extra that matches your CUDA major version (nvidia-smi shows it), "
+              "from the repository's folder: `pip install -e \".[gpu-cuda12]\"` or "
+              "`pip install -e \".[gpu-cuda13]\"` (see docs/gpu.md)")
+_NO_GPU_HINT = "train on the CPU instead: leave out --backend (or pass --backend numpy)"
+
 _ALIASES = {"numpy": "numpy", "cpu": "numpy", "np": "numpy",
             "cupy": "cupy", "cuda": "cupy", "gpu": "cupy", "cp": "cupy"}
 BACKEND_NAMES = frozenset(_ALIASES)      # every name get_backend() accepts
@@ -63,9 +67,11 @@ def _import_cupy() -> types.ModuleType:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDA driver missing or broken
         raise BackendUnavailableError(
-            f"backend 'cupy': CuPy is installed but no usable CUDA GPU was found ({exc})") from None
+            f"backend 'cupy': CuPy is installed but no usable CUDA GPU was found ({exc}); "
+            f"{_NO_GPU_HINT}") from None
     if count == 0:
-        raise BackendUnavailableError("backend 'cupy': CuPy is installed but no CUDA GPU was found")
+        raise BackendUnavailableError(
+            f"backend 'cupy': CuPy is installed but no CUDA GPU was found; {_NO_GPU_HINT}")
     return cupy
 
 

@@ -16,8 +16,8 @@ never stopped.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
-import math
 import multiprocessing
 import platform
 import signal
@@ -32,11 +32,12 @@ from tqdm.auto import tqdm
 from . import __version__, cli, nn, optim, plotting
 from .backend import (default_rng, get_backend, manual_seed, retain_freed_host_memory,
                       synchronize, to_numpy)
+from .blas_threads import BlasThreadTuner
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import (DATASETS, NATURAL_SETS, BatchLoader, NoiseSpec, PatchLoader, images_to_array,
-                   load_dataset, load_natural)
+from .data import (DATASETS, BatchLoader, NoiseSpec, PatchLoader, find_dataset_dir,
+                   find_natural_dir, images_to_array, load_dataset, load_natural)
 from .evaluation import denoise_photos, mean_ssim, predict, psnr, score_model, score_photos
-from .fileio import WriteError, atomic_write_csv, atomic_write_json, atomic_write_text
+from .fileio import WriteError, atomic_write_csv, atomic_write_json
 from .models import build_model, summary
 
 __all__ = ["Config", "RunState", "TrainingStopped", "TrainingInterrupted", "train", "psnr",
@@ -132,6 +133,7 @@ class RunState:
     partial_loss: float = 0.0         # sum of loss * images over the current epoch so far
     partial_images: int = 0
     train_seconds: float = 0.0
+    blas_threads: int | None = None   # the BLAS thread count in use (CPU runs; see blas_threads)
 
     def to_meta(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -265,6 +267,7 @@ class _Data:
     test_clean: Any
     test_noisy: Any
     noisy_mse: float
+    folder: Path                      # where the dataset was found (printed, in metrics.json)
 
 
 @dataclasses.dataclass
@@ -290,6 +293,7 @@ class _PhotoData:
     """Photographs: training images on the device, the validation set loaded at the start."""
     train_x: Any
     val: _PhotoSet
+    folder: Path                      # where the training set was found
 
 
 def _load_data(config: Config) -> _Data | _PhotoData:
@@ -300,7 +304,8 @@ def _load_data(config: Config) -> _Data | _PhotoData:
         images, _ = load_natural(config.dataset, config.data_dir, config.download, config.limit_train)
         train_x = xp.asarray(numpy.stack(images)).astype(config.dtype)
         train_x /= 255
-        return _PhotoData(train_x, _photo_set(PHOTO_DATASETS[config.dataset][0], config))
+        return _PhotoData(train_x, _photo_set(PHOTO_DATASETS[config.dataset][0], config),
+                          find_natural_dir(config.dataset, config.data_dir))
     train_u8, train_labels = load_dataset(config.dataset, "train", config.data_dir, config.download)
     test_u8, _ = load_dataset(config.dataset, "test", config.data_dir, config.download)
     train_u8, train_labels = train_u8[:config.limit_train], train_labels[:config.limit_train]
@@ -310,7 +315,8 @@ def _load_data(config: Config) -> _Data | _PhotoData:
     return _Data(images_to_array(train_u8, config.backend, config.dtype), train_u8[:32].copy(),
                  train_labels[:32].copy(),
                  clean, noisy, xp.asarray(clean), xp.asarray(noisy),
-                 float(((noisy - clean) ** 2).mean(dtype="float64")))
+                 float(((noisy - clean) ** 2).mean(dtype="float64")),
+                 find_dataset_dir(config.dataset, "train", config.data_dir))
 
 
 def _crop(image: numpy.ndarray, size: int = 160) -> tuple[slice, slice]:
@@ -359,17 +365,26 @@ class _Run:
                       else f"{config.dataset}, {config.noise.kind} noise x{config.noise.factor:g}")
         self.versions = _versions(config.backend)
         self.figures = _Figures(background=config.backend == "cupy")
+        # BLAS's thread count, timed on the steps themselves (CPU only; a GPU step is async).
+        # A resumed run continues with its count and the same schedule of probes.
+        step = self.state.epoch * len(self.loader) + self.state.batch
+        self.blas = (BlasThreadTuner(initial=None if self.state.blas_threads is None
+                                     else (step, self.state.blas_threads))
+                     if config.backend == "numpy" else None)
 
     def step(self, clean: Any, epoch: int, b: int) -> Any:
         """One training step on a clean batch (fresh noise from (seed, epoch, batch))."""
         c = self.config
-        noisy = c.noise.apply(clean, default_rng((c.seed, epoch, b), c.backend))
-        self.opt.zero_grad()
-        loss = self.mse(self.model(noisy), clean)
-        self.model.backward(self.mse.backward())
-        self.opt.step()
+        with self.blas or contextlib.nullcontext():
+            noisy = c.noise.apply(clean, default_rng((c.seed, epoch, b), c.backend))
+            self.opt.zero_grad()
+            loss = self.mse(self.model(noisy), clean)
+            self.model.backward(self.mse.backward())
+            self.opt.step()
         if self.scheduler is not None:
             self.scheduler.step()
+        if self.blas is not None:
+            self.state.blas_threads = self.blas.threads
         return loss
 
     def epoch(self, epoch: int, stop: "_StopFlag") -> tuple[int, float]:
@@ -498,7 +513,8 @@ class _Run:
     def write_outputs(self, status: str, test: dict[str, Any] | None = None) -> dict[str, Any]:
         """metrics.json, history.csv and the loss and results figures, atomically."""
         hist, d, cfg = self.state.history, self.data, self.config
-        metrics: dict[str, Any] = {"status": status, "config": cfg.to_dict()}
+        metrics: dict[str, Any] = {"status": status, "config": cfg.to_dict(),
+                                   "data_folder": str(d.folder)}
         if cfg.photos:
             metrics["validation"] = {"set": d.val.name, "images": len(d.val.clean), "noisy": {
                 _key(s): {"psnr": v["psnr"], "ssim": v["ssim"]} for s, v in d.val.noisy_scores.items()}}
@@ -513,6 +529,10 @@ class _Run:
             "train_images_per_s": (sum(h["images"] for h in hist) / self.state.train_seconds
                                    if hist and self.state.train_seconds else None),
             "backend": cfg.backend, "versions": self.versions})
+        if self.blas is not None:
+            metrics["blas_threads"] = {"threads": self.blas.threads, "probes": [
+                {"step": step, "threads": n, "seconds_per_step": {str(c): t for c, t in best.items()}}
+                for step, n, best in self.blas.choices]}
         atomic_write_json(self.out / "metrics.json", metrics)
         rows = [_flat(h) for h in hist]
         fields = (HISTORY_FIELDS if not cfg.photos else
@@ -620,6 +640,8 @@ def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
             return _train(run, log)
         finally:
             run.figures.close()             # every figure asked for is on disk (or failed)
+            if run.blas is not None:
+                run.blas.close()            # BLAS gets back the thread count it had
     except WriteError as exc:            # disk full, no permission: one line, what survives
         raise TrainingStopped(f"{exc}; stopped: {run.checkpoint_note()}") from None
 
@@ -629,13 +651,14 @@ def _describe_data(run: _Run) -> str:
     if config.photos:
         P = config.patch_size
         noisy = ", ".join(f"sigma {s:g}: {v['psnr']:.2f} dB" for s, v in data.val.noisy_scores.items())
-        return (f"data: {config.dataset}, {len(data.train_x)} training images "
+        return (f"data: {config.dataset} from {data.folder}, {len(data.train_x)} training images "
                 f"({data.train_x.shape[1]}x{data.train_x.shape[2]}), {len(run.loader)} batches of "
                 f"{config.batch_size} random {P}x{P} patches per epoch; validation "
                 f"{data.val.name} ({len(data.val.clean)} images), test "
                 f"{PHOTO_DATASETS[config.dataset][1]} at the end; noise "
                 f"{config.noise.describe('sigma')}; noisy-input {data.val.name} PSNR {noisy}")
-    return (f"data: {config.dataset}, {len(data.train_x)} train / {len(data.test_clean)} test images; "
+    return (f"data: {config.dataset} from {data.folder}, {len(data.train_x)} train / "
+            f"{len(data.test_clean)} test images; "
             f"noise {config.noise.describe()}; noisy-input test MSE "
             f"{data.noisy_mse:.5f} ({psnr(data.noisy_mse):.2f} dB)")
 
@@ -682,6 +705,8 @@ def _train(run: _Run, log: Callable[[str], None]) -> dict[str, Any]:
             run.checkpoint(**({"test": test} if test else {}))
             metrics = run.write_outputs("finished" if last else "running", test)
             log(_epoch_line(run, epoch, seen, seconds))
+            if run.blas is not None:
+                log(run.blas.summary())
             if test is not None:
                 log(f"{test['set']} ({test['images']} images): " + ", ".join(
                     f"sigma {k}: {v['psnr']:.2f} dB / SSIM {v['ssim']:.3f} (noisy {v['noisy_psnr']:.2f} dB)"

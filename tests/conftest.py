@@ -13,6 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# A suite started in the background (`pytest &` in a script) inherits SIGINT ignored, and so would
+# every program it starts: Python then installs no Ctrl-C handler at start-up, and the tests that
+# press Ctrl-C in a program's first moments would send a signal it ignores. A terminal's Ctrl-C
+# is never ignored: start the programs from that (an ignored signal stays ignored across exec,
+# a handler does not).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 FAKE_CUPY = os.environ.get("SCRATCHNET_FAKE_CUPY") == "1"
 if FAKE_CUPY:
     _stand_in = str(Path(__file__).parent / "fake_cupy")

@@ -1,5 +1,7 @@
 """BLAS's thread count chosen by timing the steps (scratchnet.blas_threads): a fake clock and
 fake thread setter stand for a machine whose speed per thread count the test decides."""
+import json
+
 import numpy as np
 import pytest
 
@@ -122,3 +124,44 @@ def test_the_real_blas_gets_its_count_back():
             a @ a
     tuner.close()
     assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+
+
+# --- inside a training run ---------------------------------------------------------------------
+class _Recording(BlasThreadTuner):
+    """The real tuner on a fake machine (busy: one thread is faster), recording its start."""
+    made: list = []
+
+    def __init__(self, initial=None):
+        self.machine = Machine()
+        self.machine.load = "busy"
+        super().__init__((1, 2), initial=initial, set_threads=self.machine.set_threads,
+                         clock=self.machine.clock)
+        _Recording.made.append(self)
+
+    def __exit__(self, *exc):
+        self.machine.step()
+        super().__exit__(*exc)
+
+
+@pytest.mark.realdata
+def test_a_training_run_records_its_count_and_a_resume_continues_with_it(real_data, tmp_path,
+                                                                          monkeypatch):
+    from scratchnet import experiment
+    from scratchnet.checkpoint import load_checkpoint
+    monkeypatch.setattr(experiment, "BlasThreadTuner", _Recording)
+    _Recording.made.clear()
+    cfg = dict(data_dir=str(real_data), limit_train=256, limit_test=64, batch_size=32)  # 8 steps
+    lines = []
+    experiment.train(experiment.Config(**cfg, epochs=1), tmp_path / "first", progress=False,
+                     log=lines.append)
+    first = _Recording.made[-1]
+    assert [c[:2] for c in first.choices] == [(4, 1)]     # probed steps 0-3, kept the faster
+    assert "BLAS threads: 1 (step time by thread count, last measured: 1: 17 ms, 2: 100 ms)" in lines
+    assert load_checkpoint(tmp_path / "first" / "checkpoint.npz")["blas_threads"] == 1
+    metrics = json.loads((tmp_path / "first" / "metrics.json").read_text())
+    assert metrics["blas_threads"] == {"threads": 1, "probes": [
+        {"step": 4, "threads": 1, "seconds_per_step": {"1": 0.017, "2": 0.1}}]}
+    experiment.train(experiment.Config(**cfg, epochs=2), tmp_path / "second", progress=False,
+                     resume=tmp_path / "first" / "checkpoint.npz", log=lambda s: None)
+    resumed = _Recording.made[-1]
+    assert (resumed.step, resumed.choices, resumed.machine.threads) == (16, [], 1)  # no probe

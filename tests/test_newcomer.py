@@ -204,3 +204,86 @@ def test_plot_results_labels_rows_by_what_they_are():
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     fig.clf()
     assert labels == ["input", "denoised"]
+
+
+# --- issue: the first ten minutes, again -------------------------------------------------------
+@pytest.fixture
+def no_other_data(tmp_path, monkeypatch):
+    """No $SCRATCHNET_DATA, no Debian folder, an empty cache: only what a test passes."""
+    import scratchnet.data.datasets as ds
+    monkeypatch.delenv("SCRATCHNET_DATA", raising=False)
+    monkeypatch.setattr(ds, "DEBIAN_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr(ds, "cache_dir", lambda: tmp_path / "cache")
+
+
+def test_an_explicit_data_dir_is_the_only_place_looked(real_data, tmp_path, monkeypatch):
+    from scratchnet.data import search_dirs
+    monkeypatch.setenv("SCRATCHNET_DATA", str(real_data))      # the data is there...
+    assert search_dirs(tmp_path / "typo") == [tmp_path / "typo"]
+    with pytest.raises(DatasetError, match=r"mnist \(train\) not found; looked in .*typo/mnist\. "):
+        load_dataset("mnist", root=tmp_path / "typo", download=False)   # ...but not looked for
+
+
+def test_data_dir_naming_the_dataset_folder_is_not_downloaded_into(tmp_path, no_other_data,
+                                                                   monkeypatch):
+    import scratchnet.data.datasets as ds
+    monkeypatch.setattr(ds, "_fetch", lambda *a: pytest.fail("downloaded"))
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+    with pytest.raises(DatasetError, match=r"not mnist/ itself: try --data-dir .*data$"):
+        load_dataset("mnist", root=tmp_path / "data" / "mnist", download=True)
+    assert list((tmp_path / "data" / "mnist").iterdir()) == []        # no mnist/mnist/
+
+
+@pytest.mark.parametrize("kind", ["mnist", "natural"])
+def test_a_failed_download_leaves_no_new_folder(tmp_path, no_other_data, monkeypatch, kind):
+    import urllib.error
+
+    import scratchnet.data.datasets as ds
+    from scratchnet.data import download_natural
+
+    def offline(url, dest, timeout):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(ds, "_fetch", offline)
+    monkeypatch.setattr("scratchnet.data.natural._fetch", offline)
+    (tmp_path / "kept").mkdir()
+    target = tmp_path / "kept" / "new" / "deeper"
+    with pytest.raises(DatasetError, match="could not download"):
+        load_dataset("mnist", root=target) if kind == "mnist" else download_natural("set12", target)
+    assert list((tmp_path / "kept").iterdir()) == []                # the folder given was made, then removed
+
+
+@pytest.mark.realdata
+def test_a_run_says_which_data_folder_it_used(real_data, tmp_path):
+    lines = []
+    train(Config(data_dir=str(real_data), limit_train=64, limit_test=32, epochs=1, batch_size=32),
+          tmp_path / "r", progress=False, log=lines.append)
+    assert any(line.startswith(f"data: mnist from {Path(real_data) / 'mnist'}, 64 train")
+               for line in lines), lines
+    import json
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["data_folder"] == \
+        str(Path(real_data) / "mnist")
+
+
+def test_no_hint_installs_the_unrelated_package_of_the_same_name():
+    from scratchnet import backend
+    assert "pip install -e \".[gpu-cuda12]\"" in backend._CUPY_HINT
+    sources = [p.read_text() for p in (ROOT / "scratchnet").rglob("*.py")]
+    sources += [p.read_text() for p in [*(ROOT / "docs").rglob("*.md"), ROOT / "README.md"]]
+    assert not any("install 'scratchnet[" in s or 'install "scratchnet[' in s or
+                   "install scratchnet[" in s for s in sources)
+
+
+def test_cupy_without_a_gpu_says_to_train_on_the_cpu(monkeypatch):
+    import types
+
+    from scratchnet import backend
+
+    def no_driver():
+        raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient")
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(
+        runtime=types.SimpleNamespace(getDeviceCount=no_driver)))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    with pytest.raises(backend.BackendUnavailableError,
+                       match=r"no usable CUDA GPU was found \(cudaErrorInsufficientDriver.*\); "
+                             r"train on the CPU instead: leave out --backend"):
+        backend._import_cupy()

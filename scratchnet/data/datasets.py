@@ -14,6 +14,7 @@ modification time, so it is hashed once, not on every start (``verify_dataset`` 
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -26,7 +27,7 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import idx2numpy
 import numpy
@@ -104,10 +105,13 @@ def cache_dir() -> Path:
 
 
 def search_dirs(root: str | os.PathLike | None = None) -> list[Path]:
-    """The base directories searched, in order (each holds ``<name>/`` folders)."""
-    dirs = [Path(root)] if root is not None else []
-    if os.environ.get("SCRATCHNET_DATA"):
-        dirs.append(Path(os.environ["SCRATCHNET_DATA"]))
+    """The base directories searched, in order (each holds ``<name>/`` folders).
+
+    A folder given (``--data-dir``) is the only one: a path the user typed is never quietly
+    replaced by another. Otherwise ``$SCRATCHNET_DATA``, Debian's datasets folder, the cache."""
+    if root is not None:
+        return [Path(root)]
+    dirs = [Path(os.environ["SCRATCHNET_DATA"])] if os.environ.get("SCRATCHNET_DATA") else []
     return dirs + [DEBIAN_DIR, cache_dir()]
 
 
@@ -251,6 +255,28 @@ def download_dataset(name: str, root: str | os.PathLike | None = None,
     """
     spec = _spec(name)
     folder = Path(root if root is not None else cache_dir()) / name
+    with removing_new_folders(folder):
+        _download_files(spec, folder, mirrors, timeout)
+    return folder
+
+
+@contextlib.contextmanager
+def removing_new_folders(folder: Path) -> Iterator[None]:
+    """Run a download into ``folder``; if it fails (or is interrupted), remove the folders
+    that did not exist before it (``folder`` and its missing parents) where they are empty."""
+    created = [p for p in (folder, *folder.parents) if not p.exists()]     # deepest first
+    try:
+        yield
+    except BaseException:
+        for p in created:
+            with contextlib.suppress(OSError):
+                p.rmdir()                                                  # only when empty
+        raise
+
+
+def _download_files(spec: DatasetSpec, folder: Path, mirrors: Iterable[str] | None,
+                    timeout: float) -> None:
+    name = spec.name
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-")
@@ -284,7 +310,6 @@ def download_dataset(name: str, root: str | os.PathLike | None = None,
         else:
             raise DatasetError(f"could not download {name}/{fname}: " + "; ".join(errors)
                                + f". Without a network: {_copy_hint(spec)}")
-    return folder
 
 
 def _copy_hint(spec: DatasetSpec) -> str:
@@ -293,11 +318,16 @@ def _copy_hint(spec: DatasetSpec) -> str:
             f"DIR/{spec.name}/ and pass DIR with --data-dir or SCRATCHNET_DATA=DIR")
 
 
+def _names_the_dataset_folder(spec: DatasetSpec, root: Any) -> bool:
+    """``--data-dir DIR/mnist`` where ``DIR`` was meant (downloading would make mnist/mnist/)."""
+    return root is not None and (Path(root).name == spec.name or
+                                 any(_locate(Path(root), f) for f in spec.sha256))
+
+
 def _missing_error(spec: DatasetSpec, split: str | None, root: Any) -> DatasetError:
     where = ", ".join(str(d / spec.name) for d in search_dirs(root))
     what = f"{spec.name} ({split})" if split else spec.name
-    if root is not None and (Path(root).name == spec.name or
-                             any(_locate(Path(root), f) for f in spec.sha256)):
+    if _names_the_dataset_folder(spec, root):
         return DatasetError(f"{what} not found; looked in {where}. --data-dir takes the folder "
                             f"that holds {spec.name}/, not {spec.name}/ itself: try --data-dir "
                             f"{Path(root).resolve().parent}")
@@ -324,7 +354,7 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
     image_file, label_file = _split_files(split)
     folder = find_dataset_dir(name, split, root)
     if folder is None:
-        if not download:
+        if not download or _names_the_dataset_folder(spec, root):
             raise _missing_error(spec, split, root)
         folder = download_dataset(name, root)
     arrays = []

@@ -29,7 +29,7 @@ import numpy
 from PIL import Image
 
 from .datasets import (DatasetError, _fetch, _memo_is_verified, _memo_remember, _sha256,
-                       cache_dir, search_dirs)
+                       cache_dir, removing_new_folders, search_dirs)
 
 __all__ = ["NATURAL_SETS", "NaturalSet", "find_natural_dir", "load_natural", "verify_natural",
            "download_natural", "natural_hashes"]
@@ -150,8 +150,8 @@ def load_natural(name: str, root: str | os.PathLike | None = None, download: boo
     hashes = natural_hashes(name)
     folder = find_natural_dir(name, root)
     if folder is None:
-        if not download:
-            raise _missing_error(name, root)
+        if not download or (root is not None and Path(root).name in (name, "natural")):
+            raise _missing_error(name, root)        # the second: it names the set's own folder
         folder = download_natural(name, root)
     names = list(hashes)[:limit]
     images = [_decode(folder / f, _check_file(folder / f, hashes[f], name)) for f in names]
@@ -184,37 +184,38 @@ def download_natural(name: str, root: str | os.PathLike | None = None,
     """
     spec = _set(name)
     folder = Path(root if root is not None else cache_dir()) / "natural" / name
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-").close()
-    except OSError as exc:
-        raise DatasetError(f"cannot write to {folder} ({exc.strerror or exc}); choose another "
-                           "place with --data-dir/root or SCRATCHNET_CACHE") from None
-    base = base_url or spec.url
-    hashes = natural_hashes(name)
-    for fname in files or hashes:
-        if (folder / fname).is_file():
-            continue
-        url = base + fname
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{fname}.", suffix=".part")
-        os.close(fd)
-        tmp = Path(tmp_name)
+    with removing_new_folders(folder):     # a failed download leaves no new folder
         try:
-            _fetch(url, tmp, timeout)
-            if _sha256(tmp.read_bytes()) != hashes[fname]:
-                raise DatasetError("sha256 mismatch (corrupt download)")
-            os.replace(tmp, folder / fname)
-            _memo_remember(folder / fname, hashes[fname])
-        except (OSError, urllib.error.URLError, DatasetError, ValueError) as exc:
-            plain = isinstance(exc, urllib.error.URLError) and not isinstance(
-                exc, urllib.error.HTTPError)
-            if isinstance(exc, urllib.error.HTTPError):
-                exc.close()                       # its response holds the connection open
-            raise DatasetError(
-                f"could not download natural/{name}/{fname} from {url}: "
-                f"{exc.reason if plain else exc}. Without a network: copy the "
-                f"{spec.count} PNG files into DIR/natural/{name}/ and pass DIR with --data-dir "
-                "or SCRATCHNET_DATA=DIR") from None
-        finally:
-            tmp.unlink(missing_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-").close()
+        except OSError as exc:
+            raise DatasetError(f"cannot write to {folder} ({exc.strerror or exc}); choose another "
+                               "place with --data-dir/root or SCRATCHNET_CACHE") from None
+        base = base_url or spec.url
+        hashes = natural_hashes(name)
+        for fname in files or hashes:
+            if (folder / fname).is_file():
+                continue
+            url = base + fname
+            fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{fname}.", suffix=".part")
+            os.close(fd)
+            tmp = Path(tmp_name)
+            try:
+                _fetch(url, tmp, timeout)
+                if _sha256(tmp.read_bytes()) != hashes[fname]:
+                    raise DatasetError("sha256 mismatch (corrupt download)")
+                os.replace(tmp, folder / fname)
+                _memo_remember(folder / fname, hashes[fname])
+            except (OSError, urllib.error.URLError, DatasetError, ValueError) as exc:
+                plain = isinstance(exc, urllib.error.URLError) and not isinstance(
+                    exc, urllib.error.HTTPError)
+                if isinstance(exc, urllib.error.HTTPError):
+                    exc.close()                       # its response holds the connection open
+                raise DatasetError(
+                    f"could not download natural/{name}/{fname} from {url}: "
+                    f"{exc.reason if plain else exc}. Without a network: copy the "
+                    f"{spec.count} PNG files into DIR/natural/{name}/ and pass DIR with --data-dir "
+                    "or SCRATCHNET_DATA=DIR") from None
+            finally:
+                tmp.unlink(missing_ok=True)
     return folder
