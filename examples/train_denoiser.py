@@ -7,6 +7,12 @@ figures, metrics and a checkpoint into a new run directory.
     python examples/train_denoiser.py --resume runs/mnist-.../checkpoint.npz --epochs 15
     python examples/train_denoiser.py --dataset train400 --model dncnn --sigma 25
     python examples/train_denoiser.py --dataset train400 --model dncnn --sigma-range 0 55
+
+A run writes into a new folder (--out, or runs/<dataset>-<time>): figures, metrics.json,
+history.csv and checkpoint.npz after every epoch. Ctrl-C (or SIGTERM) saves a checkpoint and
+prints the command that continues the run; a resumed run writes beside the one it continues
+(runs/NAME-resumed). Progress bars are drawn on a terminal; into a file or pipe, one line a
+minute at most (--no-progress: none).
 """
 from __future__ import annotations
 
@@ -18,8 +24,20 @@ if __name__ == "__main__":   # Ctrl-C while the libraries load: one line, exit 1
     signal.signal(signal.SIGINT, lambda *_: (sys.stderr.write(
         "interrupted while starting; nothing was written\n"), os._exit(130)))
 
+if __name__ == "__main__":   # run without the project's environment: one line that says so
+    try:
+        import scratchnet  # noqa: F401
+        import numpy  # noqa: F401
+    except ModuleNotFoundError as exc:
+        sys.exit(f"error: cannot import {exc.name!r}: this Python ({sys.executable}) does not have "
+                 "the project installed; activate its environment (. .venv/bin/activate) or "
+                 "install it from the repository's folder: pip install -e .")
+
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import itertools  # noqa: E402
+import re  # noqa: E402
+import shlex  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -45,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = Config()
     p = cli.ArgumentParser(
         description=__doc__.split("\n\n")[0],
+        epilog="examples:\n" + "\n\n".join(__doc__.split("\n\n")[1:]).replace("\n    ", "\n  ")[2:],
         formatter_class=cli.OneDefaultFormatter)
     presets = "; ".join(f"'{name}' ({PRESET_NOTES.get(name, '')}): " + ", ".join(
         f"{k.replace('_', '-')} {_show(v)}" for k, v in values.items())
@@ -105,8 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed,
                    help="seed for weights, shuffling and training noise")
     p.add_argument("--data-dir", default=None,
-                   help="folder with mnist/, fashion-mnist/ and natural/ (searched first; "
-                        "otherwise $SCRATCHNET_DATA, /usr/share/datasets, ~/.cache/scratchnet)")
+                   help="folder with mnist/, fashion-mnist/ and natural/: the only place "
+                        "looked in when given (downloads go there); otherwise $SCRATCHNET_DATA, "
+                        "/usr/share/datasets, ~/.cache/scratchnet")
     p.add_argument("--no-download", action="store_true", help="never download missing data")
     p.add_argument("--out", default=None,
                    help="run directory to create (must not exist) [default: runs/<dataset>-<time>]")
@@ -118,8 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue a run from its checkpoint.npz with its own configuration; "
                         "only --epochs, --backend, --data-dir, --no-download, --out and "
                         "--no-progress apply (any other option is refused). Writes a new run "
-                        "directory")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+                        "directory beside the one it continues, NAME-resumed (or --out)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (they are drawn on a terminal; into a file or pipe, "
+                        "one line a minute at most)")
     return p
 
 
@@ -209,6 +231,25 @@ def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser,
     return config
 
 
+def resumed_dir(checkpoint: str) -> Path:
+    """Where a resumed run goes unless --out says: beside the run it continues, under its
+    name (runs/exp -> runs/exp-resumed, then runs/exp-resumed-2, ...; never an existing one)."""
+    run = Path(checkpoint).parent
+    if not run.name:                                   # checkpoint.npz in the current folder
+        run = run.resolve()
+    base = re.sub(r"-resumed(-\d+)?$", "", run.name)
+    for i in itertools.count(1):
+        out = run.with_name(f"{base}-resumed" + (f"-{i}" if i > 1 else ""))
+        if not out.exists():
+            return out
+    raise AssertionError("unreachable")
+
+
+def resume_command(checkpoint: Path) -> str:
+    """The command that continues a run from ``checkpoint`` (for the Ctrl-C message)."""
+    return f"python {shlex.quote(sys.argv[0])} --resume {shlex.quote(str(checkpoint))}"
+
+
 def make_out_dir(out: Path, parser: argparse.ArgumentParser) -> None:
     """Create (and so reserve) the run folder; two runs started at once cannot share it."""
     if out.exists():
@@ -228,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         get_backend(config.backend)
     except BackendUnavailableError as exc:
         parser.error(f"argument --backend: {exc}")
-    out = Path(args.out or f"runs/{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = Path(args.out or (resumed_dir(args.resume) if args.resume else
+                            f"runs/{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"))
     # From here on Ctrl-C ends the program in one line, after removing the run folder if it is
     # still empty; inside the training loop it first writes a checkpoint (experiment.train).
     made: list[Path] = []                              # the folder, once this run created it
@@ -239,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         made.append(out)
         print(f"run directory: {out}")
         try:
-            metrics = train(config, out, resume=args.resume, progress=not args.no_progress)
+            metrics = train(config, out, resume=args.resume, progress=not args.no_progress,
+                            resume_command=resume_command)
         except (DatasetError, CheckpointError, TrainingStopped) as exc:
             cli.remove_if_empty(out)
             print(f"error: {exc}", file=sys.stderr)

@@ -114,9 +114,10 @@ class ArgumentParser(argparse.ArgumentParser):
         return f" (did you mean {' and '.join(hints)}?)" if hints else ""
 
 
-class OneDefaultFormatter(argparse.ArgumentDefaultsHelpFormatter):
+class OneDefaultFormatter(argparse.ArgumentDefaultsHelpFormatter,
+                          argparse.RawDescriptionHelpFormatter):
     """Shows each option's real default once: not for flags, required options, or where the
-    help text names it already."""
+    help text names it already. The description and epilog keep their own lines (examples)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         if (action.default in (None, False) or action.required

@@ -393,8 +393,12 @@ class _Run:
         state, cfg = self.state, self.config
         self.loader.epoch = epoch
         unit = "patches" if cfg.photos else "img"
+        # On a terminal the bar redraws in place; into a file or pipe every redraw is kept, so
+        # there it is drawn once a minute at most (a 10-epoch log: a few KB, not hundreds).
+        tty = sys.stderr.isatty()
         bar = tqdm(total=len(self.loader), initial=state.batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   unit="batch", disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
+                   unit="batch", disable=not self.progress, file=sys.stderr, dynamic_ncols=tty,
+                   mininterval=0.1 if tty else 60, maxinterval=10 if tty else 600)
         pending: list[tuple[Any, int]] = []
         t0, seen = time.perf_counter(), 0
         for b, clean in enumerate(self.loader):
@@ -615,8 +619,13 @@ HISTORY_FIELDS = ["epoch", "train_mse", "test_mse", "test_psnr", "test_ssim", "n
 
 
 def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
-          log: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
+          log: Callable[[str], None] = print, progress: bool = True,
+          resume_command: Callable[[Path], str] | None = None) -> dict[str, Any]:
     """Run (or continue) training and write every output into ``out_dir``.
+
+    Args:
+        resume_command: the command that continues from a checkpoint, for the message of an
+            interrupted run (a program passes its own; default ``--resume PATH``).
 
     Returns:
         The metrics dict also written to ``metrics.json``.
@@ -635,6 +644,7 @@ def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
     retain_freed_host_memory()        # reuse the step's large temporaries (see its docstring)
     data = _load_data(config)
     run = _Run(config, Path(out_dir), data, resume, log, progress)
+    run.resume_command = resume_command or (lambda path: f"--resume {path}")
     try:
         try:
             return _train(run, log)
@@ -697,7 +707,7 @@ def _train(run: _Run, log: Callable[[str], None]) -> dict[str, Any]:
                 run.write_outputs("interrupted")
                 raise TrainingInterrupted(
                     f"{cli.stopped_by(stop.requested)} {_position(epoch, run.state.batch)}; "
-                    f"checkpoint saved: continue with --resume {run.out / 'checkpoint.npz'}",
+                    f"checkpoint saved: continue with {run.resume_command(run.out / 'checkpoint.npz')}",
                     stop.requested)
             last = epoch + 1 == config.epochs
             run.evaluate(epoch, seen, seconds, final=last)
@@ -715,6 +725,6 @@ def _train(run: _Run, log: Callable[[str], None]) -> dict[str, Any]:
                 raise TrainingInterrupted(
                     f"{cli.stopped_by(stop.requested)} after epoch {epoch + 1}; " +
                     (f"the run had finished: outputs in {run.out}" if last else
-                     f"checkpoint saved: continue with --resume {run.out / 'checkpoint.npz'}"),
+                     f"checkpoint saved: continue with {run.resume_command(run.out / 'checkpoint.npz')}"),
                     stop.requested)
     return metrics if metrics is not None else run.write_outputs("finished")

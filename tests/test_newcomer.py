@@ -287,3 +287,42 @@ def test_cupy_without_a_gpu_says_to_train_on_the_cpu(monkeypatch):
                        match=r"no usable CUDA GPU was found \(cudaErrorInsufficientDriver.*\); "
                              r"train on the CPU instead: leave out --backend"):
         backend._import_cupy()
+
+
+def test_a_resumed_run_goes_beside_the_run_it_continues(tmp_path):
+    (tmp_path / "exp").mkdir()
+    assert train_denoiser.resumed_dir(str(tmp_path / "exp" / "checkpoint.npz")) == tmp_path / "exp-resumed"
+    (tmp_path / "exp-resumed").mkdir()
+    assert train_denoiser.resumed_dir(str(tmp_path / "exp" / "checkpoint.npz")) == tmp_path / "exp-resumed-2"
+    # resuming the resumed run continues the numbering, not exp-resumed-resumed
+    assert train_denoiser.resumed_dir(str(tmp_path / "exp-resumed" / "checkpoint.npz")) == \
+        tmp_path / "exp-resumed-2"
+
+
+def test_help_shows_examples_and_what_a_run_writes():
+    r = subprocess.run([sys.executable, str(EXAMPLES / "train_denoiser.py"), "--help"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0
+    assert "\nexamples:\n  python examples/train_denoiser.py   " in r.stdout
+    assert "\n  python examples/train_denoiser.py --preset table-a" in r.stdout
+    assert "prints the command that continues the run" in r.stdout
+
+
+def test_progress_bars_into_a_pipe_are_sparse(real_data, tmp_path):
+    r = subprocess.run([sys.executable, str(EXAMPLES / "train_denoiser.py"), "--data-dir",
+                        str(real_data), "--epochs", "2", "--limit-train", "4096", "--limit-test",
+                        "100", "--out", str(tmp_path / "r")], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    redraws = r.stderr.count("\r") + r.stderr.count("\n")
+    assert 0 < redraws <= 3 * 2, r.stderr          # its start, one at most a minute, its end
+
+
+@pytest.mark.parametrize("program", ["train_denoiser.py", "evaluate_denoiser.py", "denoise_images.py"])
+def test_a_python_without_the_project_gets_one_line_that_says_so(program):
+    # -S: no site-packages, as a Python outside the project's environment
+    r = subprocess.run([sys.executable, "-S", str(EXAMPLES / program), "--help"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("error: cannot import 'scratchnet': this Python (")
+    assert "activate its environment (. .venv/bin/activate)" in r.stderr and "pip install -e ." in r.stderr

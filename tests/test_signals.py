@@ -48,7 +48,8 @@ def test_training_stops_like_ctrl_c_on_sigterm_and_sighup(real_data, tmp_path, s
     name = signal.Signals(signum).name
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"terminated by {name} in epoch 1 after batch "), err
-    assert "checkpoint saved: continue with --resume" in last
+    assert last.endswith(f"checkpoint saved: continue with python {EXAMPLES / 'train_denoiser.py'} --resume "
+                         f"{out / 'checkpoint.npz'}")
     meta = load_checkpoint(out / "checkpoint.npz")
     assert meta["epoch"] == 0 and 0 < meta["batch"] < 938
     assert no_part_files(out)

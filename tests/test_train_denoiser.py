@@ -1,6 +1,7 @@
 """examples/train_denoiser.py and denoise_images.py as a user runs them, plus the experiment
 engine's guarantees: resume determinism, checkpoints, NaN guard, Ctrl-C, argument errors."""
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -126,10 +127,17 @@ def test_ctrl_c_writes_a_checkpoint_and_resume_continues(real_data, tmp_path):
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1].startswith("interrupted in epoch 1 after batch ")
-    assert "checkpoint saved: continue with --resume" in stderr
+    command = f"python {SCRIPT} --resume {out / 'checkpoint.npz'}"     # the full command
+    assert stderr.strip().endswith(f"checkpoint saved: continue with {command}")
     meta = load_checkpoint(out / "checkpoint.npz")
     assert meta["epoch"] == 0 and 0 < meta["batch"] < 938
     assert json.loads((out / "metrics.json").read_text())["status"] == "interrupted"
+    # That command, as printed, continues the run beside it under its name.
+    r = subprocess.run([sys.executable, *shlex.split(command)[1:], "--data-dir", str(real_data),
+                        "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"run directory: {tmp_path / 'run-resumed'}\n")
+    assert json.loads((tmp_path / "run-resumed" / "metrics.json").read_text())["status"] == "finished"
 
 
 @pytest.mark.parametrize("args,message", [
