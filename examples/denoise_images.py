@@ -62,7 +62,7 @@ from scratchnet.checkpoint import CheckpointError, load_model  # noqa: E402
 from scratchnet.data import DATASETS, NoiseSpec  # noqa: E402
 from scratchnet.evaluation import psnr  # noqa: E402
 from scratchnet.fileio import WriteError  # noqa: E402
-from scratchnet.images import EXTENSIONS, MAX_PIXELS, ImageError, Picture, read_image, write_image  # noqa: E402
+from scratchnet.images import EXTENSIONS, MAX_PIXELS, ImageError, read_image, write_image  # noqa: E402
 from scratchnet.inference import COLOR_MODES, TILE, check_fits, denoise_color, denoise_image  # noqa: E402
 
 
