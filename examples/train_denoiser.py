@@ -44,10 +44,11 @@ from pathlib import Path  # noqa: E402
 from scratchnet import cli  # noqa: E402
 from scratchnet.backend import BackendUnavailableError, get_backend  # noqa: E402
 from scratchnet.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
-from scratchnet.cli import non_negative_float, positive_float, positive_int, sigma_value  # noqa: E402
+from scratchnet.cli import (non_negative_float, non_negative_int, positive_float,  # noqa: E402
+                            positive_int, sigma_value)
 from scratchnet.data import DATASETS, NOISES, DatasetError, NoiseSpec  # noqa: E402
 from scratchnet.experiment import (LR_SCHEDULES, PHOTO_DATASETS, PRESETS, Config,  # noqa: E402
-                                   TrainingStopped, train)
+                                   RunState, TrainingStopped, train)
 from scratchnet.models import MODELS  # noqa: E402
 
 PRESET_NOTES = {"table-b": "the default for digits", "table-a": "the smaller-batch table",
@@ -121,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patches-per-image", type=positive_int, default=None,
                    help="photos: an epoch draws this many patches per training image "
                         f"[default: {PRESETS['photo-cpu']['patches_per_image']}]")
-    p.add_argument("--seed", type=int, default=d.seed,
+    p.add_argument("--seed", type=non_negative_int, default=d.seed,
                    help="seed for weights, shuffling and training noise")
     p.add_argument("--data-dir", default=None,
                    help="folder with mnist/, fashion-mnist/ and natural/: the only place "
@@ -179,7 +180,11 @@ def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser,
         except (CheckpointError, KeyError) as exc:
             parser.error(str(exc) if isinstance(exc, CheckpointError) else
                          f"checkpoint {args.resume} has no run configuration")
-        config = Config.from_dict(saved)
+        try:                   # a hand-edited or foreign checkpoint: one line, before any folder
+            config = Config.from_dict(saved)
+            RunState.from_meta(meta)
+        except ValueError as exc:
+            parser.error(f"argument --resume: checkpoint {args.resume}: {exc}")
         epochs = args.epochs or config.epochs
         done = int(meta.get("epoch", 0))
         if epochs <= done:
@@ -210,7 +215,10 @@ def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser,
         if wrong:
             parser.error(f"argument --{wrong[0].replace('_', '-')}: only for photographs "
                          "(--dataset train400); digits take --noise, --noise-factor, --no-clip")
-        values["noise"] = NoiseSpec(args.noise, args.noise_factor, None, not args.no_clip)
+        try:
+            values["noise"] = NoiseSpec(args.noise, args.noise_factor, None, not args.no_clip)
+        except ValueError as exc:
+            parser.error(f"argument --noise-factor: {exc}")
     values.pop("dataset", None)
     config = Config(**{**values, "dataset": dataset, "download": not args.no_download})
     if photos and config.model not in ("dncnn", "unet"):
@@ -226,8 +234,6 @@ def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser,
         parser.error(f"argument --depth: only --model dncnn has a depth, not --model {config.model}")
     if config.depth is not None and config.depth < 2:
         parser.error(f"argument --depth: DnCNN needs at least 2 convolutions, got {config.depth}")
-    if config.noise.kind == "salt-pepper" and config.noise.factor > 1:
-        parser.error(f"argument --noise-factor: salt-pepper takes a fraction <= 1, got {config.noise.factor}")
     return config
 
 
@@ -250,15 +256,22 @@ def resume_command(checkpoint: Path) -> str:
     return f"python {shlex.quote(sys.argv[0])} --resume {shlex.quote(str(checkpoint))}"
 
 
-def make_out_dir(out: Path, parser: argparse.ArgumentParser) -> None:
-    """Create (and so reserve) the run folder; two runs started at once cannot share it."""
-    if out.exists():
-        parser.error(f"argument --out: {out} already exists; runs are never overwritten, "
-                     "choose a new directory")
-    try:
-        out.mkdir(parents=True)
-    except OSError as exc:
-        parser.error(f"argument --out: cannot create {out} ({exc.strerror or exc})")
+def make_out_dir(out: Path, parser: argparse.ArgumentParser, chosen: bool = True) -> Path:
+    """Create (and so reserve) the run folder; two runs started at once cannot share it. A
+    folder the user named must be new; a default name that is taken (two runs started in the
+    same second, a second resume) gets the next free suffix: NAME-2, NAME-3, ..."""
+    for i in itertools.count(1):
+        candidate = out if i == 1 else out.with_name(f"{out.name}-{i}")
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            if chosen:
+                parser.error(f"argument --out: {out} already exists; runs are never "
+                             "overwritten, choose a new directory")
+        except OSError as exc:
+            parser.error(f"argument --out: cannot create {candidate} ({exc.strerror or exc})")
+    raise AssertionError("unreachable")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -277,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     with cli.interrupts_exit(lambda: "nothing was written" if not out.exists() or not made
                              else f"what was written so far is in {out}",
                              cleanup=lambda: made and cli.remove_if_empty(out)):
-        make_out_dir(out, parser)
+        out = make_out_dir(out, parser, chosen=args.out is not None)
         made.append(out)
         print(f"run directory: {out}")
         try:

@@ -280,7 +280,7 @@ def load_model(path: str | os.PathLike) -> tuple[Module, dict[str, Any]]:
         model = build_model(config["model"], config.get("width"), config.get("depth"),
                             config.get("channels"))
         model.load_state_dict(meta["model_state"])
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError) as exc:      # TypeError: e.g. a model ["conv"]
         raise CheckpointError(f"checkpoint {path} does not fit its model '{config['model']}': "
                               f"{exc.args[0] if exc.args else exc}") from None
     return model, meta

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator, NoReturn
 
-__all__ = ["ArgumentParser", "OneDefaultFormatter", "positive_int", "non_negative_float",
+__all__ = ["ArgumentParser", "OneDefaultFormatter", "positive_int", "non_negative_int", "non_negative_float",
            "positive_float", "sigma_value", "interrupts_exit", "remove_if_empty", "INTERRUPTED",
            "STOP_SIGNALS", "Terminated", "exit_status", "stopped_by", "raise_on_stop_signals"]
 
@@ -134,6 +134,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (a seed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import math
+import numbers
 import multiprocessing
 import platform
 import signal
@@ -30,15 +32,15 @@ import numpy
 from tqdm.auto import tqdm
 
 from . import __version__, cli, nn, optim, plotting
-from .backend import (default_rng, get_backend, manual_seed, retain_freed_host_memory,
+from .backend import (BACKEND_NAMES, default_rng, get_backend, manual_seed, retain_freed_host_memory,
                       synchronize, to_numpy)
 from .blas_threads import BlasThreadTuner
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import (DATASETS, BatchLoader, NoiseSpec, PatchLoader, find_dataset_dir,
                    find_natural_dir, images_to_array, load_dataset, load_natural)
 from .evaluation import denoise_photos, mean_ssim, predict, psnr, score_model, score_photos
 from .fileio import WriteError, atomic_write_csv, atomic_write_json
-from .models import build_model, summary
+from .models import MODELS, build_model, summary
 
 __all__ = ["Config", "RunState", "TrainingStopped", "TrainingInterrupted", "train", "psnr",
            "PRESETS", "LR_SCHEDULES", "PHOTO_DATASETS"]
@@ -117,10 +119,72 @@ class Config:
     @classmethod
     def from_dict(cls, saved: dict[str, Any]) -> "Config":
         """The config a checkpoint or metrics.json holds (also the flat noise keys of older
-        checkpoints: noise, noise_factor, clip, test_seed)."""
+        checkpoints: noise, noise_factor, clip, test_seed), validated.
+
+        Raises:
+            ValueError: a value of the wrong type, outside its choices or range (one line
+                naming the field).
+        """
+        if not isinstance(saved, dict):
+            raise ValueError(f"the run configuration is a {type(saved).__name__}, expected a mapping")
+        for key in ("dataset", "model"):
+            if key not in saved:
+                raise ValueError(f"the run configuration has no {key!r}")
         values = {k: v for k, v in saved.items() if k in cls.__dataclass_fields__}
-        values["noise"] = NoiseSpec.from_config(saved)
-        return cls(**values)
+        try:
+            values["noise"] = NoiseSpec.from_config(saved)
+        except (TypeError, KeyError) as exc:
+            raise ValueError(f"the run configuration's noise {saved.get('noise')!r} is not a "
+                             f"noise specification ({exc})") from None
+        if isinstance(values.get("test_sigmas"), tuple):
+            values["test_sigmas"] = list(values["test_sigmas"])
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Check every field's type, choice and range (what a hand-edited or hostile
+        checkpoint, or a caller of `train`, may get wrong).
+
+        Raises:
+            ValueError: one line naming the field, its value and what was expected.
+        """
+        def fail(name: str, expected: str) -> None:
+            raise ValueError(f"config {name} is {getattr(self, name)!r}; expected {expected}")
+
+        def integer(v: Any) -> bool:
+            return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+        choices = {"dataset": sorted([*DATASETS, *PHOTO_DATASETS]), "model": sorted(MODELS),
+                   "backend": sorted(BACKEND_NAMES), "dtype": ["float32", "float64"],
+                   "lr_schedule": list(LR_SCHEDULES)}
+        for name, allowed in choices.items():
+            if not isinstance(getattr(self, name), str) or getattr(self, name) not in allowed:
+                fail(name, f"one of {allowed}")
+        for name in ("epochs", "batch_size", "patch_size", "patches_per_image"):
+            if not integer(getattr(self, name)) or getattr(self, name) < 1:
+                fail(name, "an integer >= 1")
+        for name in ("width", "depth", "limit_train", "limit_test", "log_every"):
+            v = getattr(self, name)
+            if v is not None and (not integer(v) or v < 1):
+                fail(name, "an integer >= 1 or null")
+        if not integer(self.seed) or self.seed < 0:
+            fail("seed", "an integer >= 0")
+        for name, low in (("lr", "> 0"), ("weight_decay", ">= 0")):
+            v = getattr(self, name)
+            if (isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v)
+                    or (v <= 0 if low == "> 0" else v < 0)):
+                fail(name, f"a finite number {low}")
+        if not isinstance(self.noise, NoiseSpec):
+            fail("noise", "a noise specification")
+        if self.test_sigmas is not None and (not isinstance(self.test_sigmas, list) or not all(
+                isinstance(s, numbers.Real) and not isinstance(s, bool) and math.isfinite(s)
+                and s >= 0 for s in self.test_sigmas)):
+            fail("test_sigmas", "a list of finite sigmas >= 0 or null")
+        if not isinstance(self.download, bool):
+            fail("download", "true or false")
+        if self.data_dir is not None and not isinstance(self.data_dir, str):
+            fail("data_dir", "a folder name or null")
 
 
 @dataclasses.dataclass
@@ -140,10 +204,33 @@ class RunState:
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> "RunState":
+        """The state a checkpoint's meta holds, checked (ValueError: one line naming the field)."""
         values = {k: meta[k] for k in cls.__dataclass_fields__ if k in meta}
         if "partial" in meta:                             # older checkpoints: [sum, count]
+            if not isinstance(meta["partial"], list) or len(meta["partial"]) != 2:
+                raise ValueError(f"checkpoint field partial is {meta['partial']!r}; expected [sum, count]")
             values["partial_loss"], values["partial_images"] = meta["partial"]
-        return cls(**values)
+        state = cls(**values)
+
+        def number(v: Any, integral: bool = False) -> bool:
+            kind = numbers.Integral if integral else numbers.Real
+            return isinstance(v, kind) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+        for name, integral in (("epoch", True), ("batch", True), ("partial_images", True),
+                               ("partial_loss", False), ("train_seconds", False)):
+            if not number(getattr(state, name), integral):
+                raise ValueError(f"checkpoint field {name} is {getattr(state, name)!r}; expected "
+                                 f"{'an integer' if integral else 'a finite number'} >= 0")
+        if not isinstance(state.history, list) or not all(isinstance(h, dict) for h in state.history):
+            raise ValueError("checkpoint field history is not a list of epochs")
+        if not isinstance(state.iteration_losses, list) or not all(
+                isinstance(v, numbers.Real) and not isinstance(v, bool) for v in state.iteration_losses):
+            raise ValueError("checkpoint field iteration_losses is not a list of numbers")
+        if state.blas_threads is not None and (not number(state.blas_threads, True)
+                                               or state.blas_threads < 1):
+            raise ValueError(f"checkpoint field blas_threads is {state.blas_threads!r}; expected "
+                             "an integer >= 1")
+        return state
 
     def end_epoch(self) -> None:
         self.epoch, self.batch, self.partial_loss, self.partial_images = self.epoch + 1, 0, 0.0, 0
@@ -346,7 +433,10 @@ class _Run:
         self.last_checkpoint: tuple[Path, int] | None = None     # (file, epoch) to resume from
         if resume is not None:
             meta = load_checkpoint(resume, self.model, self.opt)
-            self.state = RunState.from_meta(meta)
+            try:
+                self.state = RunState.from_meta(meta)
+            except ValueError as exc:
+                raise CheckpointError(f"checkpoint {resume}: {exc}") from None
             self.last_checkpoint = (Path(resume), self.state.epoch)
             log(f"resumed from {resume}: {_position(self.state.epoch, self.state.batch)}")
         if config.photos:
@@ -414,7 +504,7 @@ class _Run:
                     self.write_outputs("stopped: non-finite loss")
                     raise TrainingStopped(
                         f"loss became {values[~numpy.isfinite(values)][0]} in epoch {epoch + 1}, "
-                        f"batch {b + 1}; stopped: {self.checkpoint_note()}; try a smaller --lr")
+                        f"batch {b + 1}; stopped: {self.checkpoint_note()}; {self.divergence_hint()}")
                 state.iteration_losses += values.tolist()
                 state.partial_loss += float(sum(v * n for v, (_, n) in zip(values, pending)))
                 state.partial_images += sum(n for _, n in pending)
@@ -477,6 +567,15 @@ class _Run:
         save_checkpoint(self.out / "checkpoint.npz", self.model, self.opt,
                         config=self.config.to_dict(), **self.state.to_meta(), **extra)
         self.last_checkpoint = (self.out / "checkpoint.npz", self.state.epoch)
+
+    def divergence_hint(self) -> str:
+        """What to change after a non-finite loss: the learning rate, or an unusually large
+        weight decay (the presets use 1e-5 or 0; Adam adds weight_decay * p to the gradient)."""
+        wd = self.config.weight_decay
+        if wd > 1e-2:
+            return (f"--weight-decay {wd:g} is unusually large (the presets use 1e-5 or 0): try "
+                    "a smaller one, or a smaller --lr")
+        return "try a smaller --lr"
 
     def checkpoint_note(self) -> str:
         """What a user can resume from, in words (for the messages of a stopped run)."""
@@ -635,8 +734,7 @@ def train(config: Config, out_dir: str | Path, resume: str | Path | None = None,
         TrainingInterrupted: after Ctrl-C, once the checkpoint was written (a
             KeyboardInterrupt whose message says where the run stopped and how to resume).
     """
-    if config.lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; expected one of {LR_SCHEDULES}")
+    config.validate()
     if config.photos and config.model not in ("dncnn", "unet"):
         raise ValueError(f"model {config.model!r} takes 28x28 digits only; photographs need "
                          "'dncnn' or 'unet'")

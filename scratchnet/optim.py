@@ -50,11 +50,17 @@ class Optimizer:
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.defaults = defaults
         self.param_groups: list[dict[str, Any]] = []
+        seen: set[int] = set()
         for g in groups:
             group = {**defaults, **g, "params": list(g["params"])}
             for p in group["params"]:
                 if not isinstance(p, Parameter):
                     raise TypeError(f"{type(self).__name__}: expected Parameters, got {type(p).__name__}")
+                if id(p) in seen:            # it would be updated twice per step
+                    raise ValueError(f"{type(self).__name__}: a parameter of shape {p.shape} is "
+                                     "given twice; pass each parameter once (model.parameters() "
+                                     "lists shared ones once)")
+                seen.add(id(p))
             self._validate(group)
             self.param_groups.append(group)
         self.state: dict[Parameter, dict[str, Any]] = {}

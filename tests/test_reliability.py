@@ -310,3 +310,94 @@ def test_fuzz_image_reader(tmp_path, data):
         assert picture.pixels.dtype == np.float32 and picture.bits in (8, 16)
     except ImageError as exc:
         assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc)
+
+
+# --- a checkpoint's configuration and run state, validated ---------------------------------------
+def _resumable(tmp_path, **changes):
+    """A training checkpoint whose config or state fields are replaced by ``changes``."""
+    from scratchnet import optim as _optim
+    from scratchnet.models import conv_autoencoder
+    config = Config(limit_train=64, limit_test=32, epochs=2).to_dict()
+    meta = {"epoch": 1, "batch": 0, "history": [], "iteration_losses": []}
+    for key, value in changes.items():
+        if key in meta:
+            meta[key] = value
+        elif value is KeyError:
+            config.pop(key)
+        else:
+            config[key] = value
+    model = conv_autoencoder()
+    path = tmp_path / "run" / "checkpoint.npz"
+    path.parent.mkdir()
+    save_checkpoint(path, model, _optim.Adam(model.parameters()), config=config, **meta)
+    return path
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"model": ["conv"]}, "config model is ['conv']; expected one of ['conv', 'dense', 'dncnn', 'unet']"),
+    ({"noise": KeyError}, None),        # an old flat checkpoint without the key: gaussian, valid
+    ({"dataset": KeyError}, "the run configuration has no 'dataset'"),
+    ({"noise": {"kind": "pink", "factor": 0.5}}, "unknown noise 'pink'"),
+    ({"noise": {"kind": "gaussian", "factor": float("nan")}}, "noise factor must be a finite number"),
+    ({"dtype": "int8"}, "config dtype is 'int8'; expected one of ['float32', 'float64']"),
+    ({"epoch": "x"}, "checkpoint field epoch is 'x'; expected an integer >= 0"),
+    ({"batch_size": 0}, "config batch_size is 0; expected an integer >= 1"),
+    ({"lr": "fast"}, "config lr is 'fast'; expected a finite number > 0"),
+    ({"seed": -1}, "config seed is -1; expected an integer >= 0"),
+])
+def test_a_bad_checkpoint_config_is_one_line_before_any_folder(tmp_path, capsys, change, message):
+    path = _resumable(tmp_path, **change)
+    out = tmp_path / "resumed"
+    if message is None:                 # valid: accepted (then stopped: no data needed here)
+        from scratchnet.checkpoint import load_checkpoint as _load
+        assert Config.from_dict(_load(path)["config"]).noise.kind == "gaussian"
+        return
+    with pytest.raises(SystemExit) as exc:
+        train_denoiser.main(["--resume", str(path), "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1, err
+    assert f"argument --resume: checkpoint {path}: " in err[0] and message in err[0], err[0]
+    assert not out.exists()
+
+
+def test_config_validate_names_the_field():
+    with pytest.raises(ValueError, match=r"config patch_size is 2.5; expected an integer >= 1"):
+        Config(patch_size=2.5).validate()
+    with pytest.raises(ValueError, match=r"config test_sigmas is \[25, nan\]"):
+        Config(test_sigmas=[25, float("nan")]).validate()
+    Config().validate()
+
+
+def test_seed_minus_one_is_a_usage_error(tmp_path):
+    r = run("--seed", "-1", "--out", tmp_path / "r")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "argument --seed: expected an integer >= 0, got '-1'" in r.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_parameter_given_to_adam_twice_is_refused():
+    from scratchnet import nn, optim
+    layer = nn.Linear(2, 3)
+    with pytest.raises(ValueError, match=r"Adam: a parameter of shape \(3, 2\) is given twice"):
+        optim.Adam([layer.weight, layer.bias, layer.weight])
+    with pytest.raises(ValueError, match="given twice"):
+        optim.SGD([{"params": [layer.weight]}, {"params": [layer.weight], "lr": 0.1}], lr=0.01)
+
+
+@pytest.mark.realdata
+def test_divergence_from_a_huge_weight_decay_names_it(real_data, tmp_path):
+    # Adam normalises a merely large decay away; 1e39 * p overflows float32 at the first step
+    r = run("--data-dir", real_data, "--epochs", 1, *SMALL, "--weight-decay", "1e39",
+            "--out", tmp_path / "r")
+    assert r.returncode == 1 and "loss became nan in epoch 1" in r.stderr, r.stderr
+    assert "--weight-decay 1e+39 is unusually large (the presets use 1e-5 or 0)" in r.stderr
+
+
+def test_default_run_names_taken_get_a_suffix(tmp_path):
+    import argparse
+    parser = argparse.ArgumentParser()
+    first = train_denoiser.make_out_dir(tmp_path / "mnist-x", parser, chosen=False)
+    second = train_denoiser.make_out_dir(tmp_path / "mnist-x", parser, chosen=False)
+    assert (first, second) == (tmp_path / "mnist-x", tmp_path / "mnist-x-2")
+    with pytest.raises(SystemExit):
+        train_denoiser.make_out_dir(tmp_path / "mnist-x", parser, chosen=True)
