@@ -32,22 +32,10 @@ examples:
 """
 from __future__ import annotations
 
-import os
-import signal
 import sys
 
-if __name__ == "__main__":   # Ctrl-C while the libraries load: one line, exit 130, no traceback
-    signal.signal(signal.SIGINT, lambda *_: (sys.stderr.write(
-        "interrupted while starting; nothing was written\n"), os._exit(130)))
-
-if __name__ == "__main__":   # run without the project's environment: one line that says so
-    try:
-        import scratchnet  # noqa: F401
-        import numpy  # noqa: F401
-    except ModuleNotFoundError as exc:
-        sys.exit(f"error: cannot import {exc.name!r}: this Python ({sys.executable}) does not have "
-                 "the project installed; activate its environment (. .venv/bin/activate) or "
-                 "install it from the repository's folder: pip install -e .")
+if __name__ == "__main__":   # one line for Ctrl-C while loading, or a Python without the project
+    import _start  # noqa: F401
 
 import argparse  # noqa: E402
 import time  # noqa: E402
