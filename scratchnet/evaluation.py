@@ -10,6 +10,8 @@ MSE is averaged over every pixel of the set, ``PSNR = 10*log10(1/MSE)`` of that 
 
 Photographs differ in size, so they are scored one by one ([`score_photos`][scratchnet.evaluation.score_photos]): PSNR and
 SSIM of each image, averaged over the set, as the denoising literature reports them.
+
+Course: [9. Training the denoiser](../learn/09-training.md) (PSNR).
 """
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ derived from the seed: the shuffle of epoch e from (seed, e), the patches of bat
 from (seed, e, b, 1), its noise from (seed, e, b), the fixed noisy test set from the noise's
 ``test_seed`` on the host. So a run resumed from a checkpoint continues exactly as if it had
 never stopped.
+
+Course: [9. Training the denoiser](../learn/09-training.md).
 """
 from __future__ import annotations
 

@@ -29,6 +29,8 @@ G1 - R, and each parameter is also judged on its own: G1 = G0 (elementwise, to r
 means backward threw R away, and its row reads "grad was overwritten, not accumulated (+=)";
 G1 - R differing from G0 in any other way means backward changed what grad held before it.
 Either is a failure even where G0 itself is right.
+
+Course: [2. Checking gradients](../learn/02-gradcheck.md).
 """
 from __future__ import annotations
 

@@ -5,6 +5,9 @@ photographs); and a model summary.
 Every model says what images it takes: ``receptive_radius`` (None for the autoencoders, which
 take 28x28 digits only; else how many pixels away an output pixel can see, so that an image
 can be denoised tile by tile) and ``size_multiple`` (height and width must be multiples of it).
+
+Course: [7. Skip connections](../learn/07-skip-connections.md) (UNet), [9. Training the
+denoiser](../learn/09-training.md) (conv_autoencoder).
 """
 from __future__ import annotations
 
