@@ -266,3 +266,53 @@ def test_every_code_span_of_a_docstring_reads_as_written(site, api_pages):
                     missing.append((name, object_id, span))
     assert checked > 500
     assert not missing, "\n".join(map(str, missing))
+
+
+def test_api_shows_every_public_method_its_own_source_and_types(site, api_pages):
+    """Undocumented methods are shown too (the course is about forward and backward); a class
+    shows its own source, never an inherited ``Module.__init__``; no private base class; the
+    signatures carry their annotations."""
+    import scratchnet.nn as nn
+    page = api_pages["nn"]
+    ids = set(page.objects)
+    wanted = [f"scratchnet.nn.Module.{m}" for m in
+              ("forward", "backward", "parameters", "zero_grad", "train", "eval")]
+    layers = [name for name in nn.__all__ if isinstance(getattr(nn, name), type)
+              and issubclass(getattr(nn, name), nn.Module) and name != "Module"]
+    assert len(layers) >= 15
+    wanted += [f"scratchnet.nn.{name}.{m}" for name in layers for m in ("forward", "backward")]
+    assert not [i for i in wanted if i not in ids]
+
+    text = (site / "api" / "nn" / "index.html").read_text(encoding="utf-8")
+    for name in ("ReLU", "Sigmoid", "Tanh", "MSELoss", "Conv2d"):
+        start = text.index(f'id="scratchnet.nn.{name}"')
+        section = text[start:text.index('class="doc doc-children"', start)]
+        source = re.search(r'<details class="mkdocstrings-source">.*?</details>', section, re.S)
+        code = html.unescape(re.sub(r"<[^>]+>", "", source.group(0)))
+        own = f"class {name}(" if name != "Conv2d" else "def __init__(self, in_channels: int"
+        assert own in code, (name, code[:300])
+        assert "Module.__init__" not in code and "self._hooks" not in code
+    bases = [html.unescape(re.sub(r"<[^>]+>", "", b)) for p in sorted((site / "api").glob("*/index.html"))
+             for b in re.findall(r'class="doc doc-class-bases">(.*?)</p>',
+                                 p.read_text(encoding="utf-8"), re.S)]
+    assert bases and not [b for b in bases if re.search(r"\b_\w", b)], bases
+    conv = _object_text(site, "nn", "scratchnet.nn.Conv2d")
+    assert "in_channels: int," in conv and "stride: IntOrPair = 1," in conv
+
+
+def test_course_and_api_link_each_other(site):
+    """Each chapter's "Code:" line links the API objects it cites (every link lands on an
+    object of its page), and the API links back to every chapter."""
+    for page in sorted((site / "learn").glob("0*/index.html")):
+        text = page.read_text(encoding="utf-8")
+        code_line = re.search(r"<p><strong>Code:</strong>(.*?)</p>", text, re.S).group(1)
+        links = re.findall(r'href="(\.\./\.\./api/[^"#]+)#([^"]+)"', code_line)
+        assert len(links) >= 2, page
+        for target, anchor in links:
+            target_page = (page.parent / target / "index.html").resolve()
+            assert f'id="{anchor}"' in target_page.read_text(encoding="utf-8"), (page, anchor)
+    chapters = set()
+    for page in (site / "api").glob("*/index.html"):
+        chapters |= set(re.findall(r'href="\.\./\.\./learn/(0\d-[\w-]+)/"',
+                                   page.read_text(encoding="utf-8")))
+    assert chapters == {p.parent.name for p in (site / "learn").glob("0*/index.html")}
