@@ -10,7 +10,9 @@ results and ``# doctest:`` directives go, and a cell ends after each example tha
 something, so running the cell shows what the page shows; an example that shows an error
 catches and prints it. Blocks the page marks
 ``<!-- skip: next -->`` are kept, with a comment that the suite does not run them; shell
-blocks (```bash) stay Markdown, to be copied into a terminal, not run by "Run all".
+blocks (```bash) stay Markdown, to be copied into a terminal, not run by "Run all". A link to
+the API by name (``[`im2col`][scratchnet.functional.conv.im2col]``, which the site resolves)
+becomes its text: a notebook has no API pages to resolve it to.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ LEARN = Path(__file__).resolve().parent / "learn"
 doctest.register_optionflag("LAST_DIGIT")        # the pages' own directive (docs/conftest.py)
 _DIRECTIVE = re.compile(r"\s*#\s*doctest:.*$", re.MULTILINE)
 _SKIP = re.compile(r"<!--\s*skip:\s*next\s*-->\s*$")
+_API_LINK = re.compile(r"\[([^\]\n]+)\]\[scratchnet(?:\.\w+)+\]")
 
 
 def _doctest_cells(source: str) -> list[str]:
@@ -59,7 +62,8 @@ def notebook(page: Path) -> nbformat.NotebookNode:
     for cell in nb.cells:
         if cell.cell_type != "code":
             skip_next = bool(_SKIP.search(cell.source))
-            cells.append(nbformat.v4.new_markdown_cell(_SKIP.sub("", cell.source).rstrip()))
+            text = _API_LINK.sub(r"\1", _SKIP.sub("", cell.source))
+            cells.append(nbformat.v4.new_markdown_cell(text.rstrip()))
             continue
         note = "# (the test suite does not run this cell)\n" if skip_next else ""
         skip_next = False

@@ -5,7 +5,7 @@ machine that is the fastest setting for large products; on a busy one (a laptop,
 machine, a second job) a spinning thread whose core is taken stalls every product: measured on
 two cores with one other CPU-bound process, a reference-model step took 86-130 ms with BLAS's two
 threads and 16-18 ms with one. Which setting wins depends on the model, the batch and what else
-runs, and can change during a run, so :class:`BlasThreadTuner` measures instead of guessing:
+runs, and can change during a run, so `BlasThreadTuner` measures instead of guessing:
 
 * at fixed steps of the run (the first four, then every 500th: 1, 2, 1, 2 threads) it times
   the candidate counts, 1 and the number of cores, and keeps BLAS's default of all cores
@@ -82,7 +82,7 @@ class BlasThreadTuner:
 
     Use it around each step, ``with tuner: step()``, then ``tuner.close()`` to give BLAS back
     its original count. With one candidate, a count fixed by the environment
-    (:func:`fixed_blas_threads`) or no BLAS to control, it sets that count (or nothing) and
+    (`fixed_blas_threads`) or no BLAS to control, it sets that count (or nothing) and
     never times anything. ``tuner.threads`` is the count in use and ``tuner.step`` the index
     of the next step (what a checkpoint records); ``tuner.choices`` holds one (step, count,
     seconds per step at each candidate) per probe.

@@ -9,7 +9,7 @@ what was kept and exit status 130, never with a traceback:
         ...                                   # Ctrl-C here: that message, exit 130
 
 SIGTERM (``kill PID``, a scheduler's pre-emption) and SIGHUP (the terminal was closed) take the
-same path as Ctrl-C: inside the block they raise :class:`Terminated`, a KeyboardInterrupt, so
+same path as Ctrl-C: inside the block they raise `Terminated`, a KeyboardInterrupt, so
 every ``finally`` runs (no ``.part`` file is left) and the program ends in one line, with exit
 status 128 + the signal's number (143 for SIGTERM, 129 for SIGHUP), as a shell reports it.
 
@@ -67,7 +67,7 @@ def _raise_terminated(signum: int, frame: object) -> None:
 @contextlib.contextmanager
 def raise_on_stop_signals() -> Iterator[None]:
     """Within the block Ctrl-C raises KeyboardInterrupt and SIGTERM/SIGHUP raise
-    :class:`Terminated` (Python's own SIGINT handler is reinstalled for the block, so this
+    `Terminated` (Python's own SIGINT handler is reinstalled for the block, so this
     holds also inside a third-party import); the previous handlers come back after it."""
     previous = {s: signal.signal(s, signal.default_int_handler if s == signal.SIGINT
                                  else _raise_terminated) for s in STOP_SIGNALS}
@@ -191,7 +191,7 @@ def interrupts_exit(kept: str | Callable[[], str], cleanup: Callable[[], None] |
             at the moment of the interrupt.
         cleanup: e.g. removing an output folder that is still empty.
 
-    See :func:`raise_on_stop_signals` for where the signals are raised.
+    See `raise_on_stop_signals` for where the signals are raised.
     """
     try:
         with raise_on_stop_signals():

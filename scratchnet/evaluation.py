@@ -4,12 +4,14 @@
     scores = score_model(model, clean, noisy)       # {"mse": ..., "psnr": ..., "ssim": ...}
     baseline = score_images(clean_host, noisy_host) # the same three numbers for the noisy input
 
-MSE is averaged over every pixel of the set, PSNR = 10*log10(1/MSE) of that set MSE (images in
+MSE is averaged over every pixel of the set, ``PSNR = 10*log10(1/MSE)`` of that set MSE (images in
 [0, 1]), and SSIM is scikit-image's ``structural_similarity`` (data_range=1, its default
 7x7 window) averaged over the images: the field's standard implementation, not a copy.
 
-Photographs differ in size, so they are scored one by one (:func:`score_photos`): PSNR and
+Photographs differ in size, so they are scored one by one ([`score_photos`][scratchnet.evaluation.score_photos]): PSNR and
 SSIM of each image, averaged over the set, as the denoising literature reports them.
+
+Course: [9. Training the denoiser](../learn/09-training.md) (PSNR).
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ EVAL_BATCH = 100
 
 
 def psnr(mse: float) -> float:
-    """Peak signal-to-noise ratio in dB for images in [0, 1]: 10*log10(1/MSE).
+    """Peak signal-to-noise ratio in dB for images in [0, 1]: ``10*log10(1/MSE)``.
 
     A perfect match (MSE 0) is +inf dB and an infinite MSE -inf dB; an MSE that is NaN (a
     model that produced NaN) has no PSNR: NaN, never a best score.
@@ -133,7 +135,8 @@ def score_photos(clean: list[numpy.ndarray], images: list[numpy.ndarray],
     denoising benchmark's protocol: PSNR per image, averaged over the set).
 
     Args:
-        clean, images: host arrays in [0, 1], pairwise of one shape.
+        clean: the clean host arrays in [0, 1].
+        images: the host arrays to score against them in [0, 1], each of its clean one's shape.
         clip: clip ``images`` to [0, 1] before the PSNR (for denoised outputs; the noisy
             inputs of the benchmark are scored unclipped). SSIM always sees clipped values.
 

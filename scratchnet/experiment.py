@@ -2,7 +2,7 @@
 
 Two kinds of run share one loop. On the digits (MNIST, Fashion-MNIST) a batch is a set of whole
 28x28 images and the test split is scored as one set. On photographs (``dataset="train400"``)
-a batch is a set of random patches of the 400 training images (:class:`data.PatchLoader`), the
+a batch is a set of random patches of the 400 training images ([`data.PatchLoader`][scratchnet.data.PatchLoader]), the
 noise is unclipped Gaussian of a fixed sigma or, blind, of a sigma drawn per patch, Set12 is
 scored after every epoch (PSNR and SSIM per image, averaged) and BSD68 once at the end.
 
@@ -12,6 +12,8 @@ derived from the seed: the shuffle of epoch e from (seed, e), the patches of bat
 from (seed, e, b, 1), its noise from (seed, e, b), the fixed noisy test set from the noise's
 ``test_seed`` on the host. So a run resumed from a checkpoint continues exactly as if it had
 never stopped.
+
+Course: [9. Training the denoiser](../learn/09-training.md).
 """
 from __future__ import annotations
 
@@ -301,8 +303,8 @@ class _Figures:
     training, so figures are drawn where they are asked for. On CuPy the host mostly waits
     for the GPU, and drawing three figures after every epoch stalled the training loop (6 s of
     a 35 s run), so one helper process (``spawn``ed: CUDA does not survive ``fork``) draws
-    them while training goes on; :meth:`close` waits for the last one, and an error while
-    writing (disk full) is raised by the next call, as :class:`WriteError`, naming the file.
+    them while training goes on; `close` waits for the last one, and an error while
+    writing (disk full) is raised by the next call, as `WriteError`, naming the file.
     """
 
     def __init__(self, background: bool):
@@ -786,7 +788,7 @@ def _epoch_line(run: _Run, epoch: int, seen: int, seconds: float) -> str:
 
 
 def _train(run: _Run, log: Callable[[str], None]) -> dict[str, Any]:
-    """The epoch loop of :func:`train`: train, evaluate, checkpoint, write, log."""
+    """The epoch loop of `train`: train, evaluate, checkpoint, write, log."""
     config = run.config
     side = config.patch_size if config.photos else 28
     log(f"model '{config.model}' on {config.backend}/{config.dtype}:\n"

@@ -1,6 +1,6 @@
 """Atomic file writing, shared by checkpoints, datasets, figures and metrics. A failed write
 (disk full, no permission) leaves the previous file intact, no temporary file behind, and
-raises :class:`WriteError` naming the file and the reason."""
+raises `WriteError` naming the file and the reason."""
 from __future__ import annotations
 
 import csv
@@ -64,7 +64,7 @@ def strict_json(value: Any) -> Any:
 
 
 def atomic_write_json(path: str | os.PathLike, value: Any) -> None:
-    """Write ``value`` as strict JSON (non-finite numbers as null, see :func:`strict_json`),
+    """Write ``value`` as strict JSON (non-finite numbers as null, see `strict_json`),
     indented, atomically."""
     atomic_write_text(path, json.dumps(strict_json(value), indent=2, allow_nan=False))
 

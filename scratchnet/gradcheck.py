@@ -3,7 +3,7 @@
     report = gradcheck(nn.Conv2d(2, 3, 3, padding=1), x)      # raises GradcheckError on failure
     print(report)                                               # one line per checked tensor
 
-The scalar being differentiated is f = sum(module(*inputs) * G) with G a fixed *random*
+The scalar being differentiated is ``f = sum(module(*inputs) * G)`` with G a fixed *random*
 upstream gradient (an all-ones G would not notice a permuted or transposed gradient). Then
 df/dT for every input T and every parameter T is what ``module.backward(G)`` must return /
 accumulate. Numerically, along a direction D:
@@ -12,7 +12,7 @@ accumulate. Numerically, along a direction D:
 
 Small tensors are checked element by element (D = one-hot); large ones along random unit
 directions plus a random sample of single elements. An element passes when
-|analytic - numeric| <= atol + rtol*|numeric| (PyTorch's gradcheck defaults), and both are
+``|analytic - numeric| <= atol + rtol*|numeric|`` (PyTorch's gradcheck defaults), and both are
 finite: a NaN or an infinity anywhere (in the forward output, a gradient backward returned,
 a finite difference) is a failure with its own message, never a pass.
 
@@ -29,6 +29,8 @@ G1 - R, and each parameter is also judged on its own: G1 = G0 (elementwise, to r
 means backward threw R away, and its row reads "grad was overwritten, not accumulated (+=)";
 G1 - R differing from G0 in any other way means backward changed what grad held before it.
 Either is a failure even where G0 itself is right.
+
+Course: [2. Checking gradients](../learn/02-gradcheck.md).
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ class GradcheckError(AssertionError):
 
 
 def rel_error(a: Array, b: Array) -> float:
-    """max |a - b| / max(|a| + |b|, 1e-12), element-wise over two arrays of any backend."""
+    """``max(|a - b| / max(|a| + |b|, 1e-12))``, element-wise over two arrays of any backend."""
     a, b = to_numpy(a).astype("float64"), to_numpy(b).astype("float64")
     return float((abs(a - b) / (abs(a) + abs(b)).clip(min=1e-12)).max(initial=0.0))
 
@@ -149,16 +151,19 @@ def gradcheck(module: Any, *inputs: Array, eps: float = 1e-6, atol: float = 1e-5
             gradient for the first input (or a tuple, one per differentiable input).
         inputs: the forward arguments (e.g. ``x``, or ``pred, target`` for a loss). Inputs
             beyond those backward returns gradients for are held fixed.
-        eps, atol, rtol: step and tolerances (PyTorch's gradcheck defaults).
+        eps: the finite-difference step (PyTorch's gradcheck default).
+        atol: the absolute tolerance (PyTorch's gradcheck default).
+        rtol: the relative tolerance (PyTorch's gradcheck default).
         seed: seeds the upstream gradient, directions and sampled elements, and the values
             the parameters' grads start from in the accumulation check.
         max_elementwise: tensors with at most this many elements are checked element-wise.
-        n_directions, n_samples: for larger tensors, random directions and single elements.
+        n_directions: for larger tensors, the number of random unit directions.
+        n_samples: for larger tensors, the number of randomly sampled single elements.
         raise_exception: raise GradcheckError with the report when a check fails.
         check_accumulation: also require backward to *add* into ``param.grad``: a second
             backward starts from random non-zero grads, the parameters' analytic gradient is
             grad after minus grad before, and a parameter whose grad was assigned instead
-            fails with :data:`OVERWRITTEN` (see the module docstring). False: one backward
+            fails with [`OVERWRITTEN`][scratchnet.gradcheck.OVERWRITTEN] (see the module docstring). False: one backward
             from zeroed grads, which cannot tell ``=`` from ``+=``.
         parameters: check every parameter's gradient too; False checks the inputs' only
             (how a model routes gradients between its layers, at the cost of one tensor).
@@ -235,7 +240,7 @@ def _accumulate_from_random(work: Any, xs: list[Array], upstream: Array, params:
     Returns:
         (analytic, problems): per parameter the host array G1 - R (grad after minus grad
         before: what this backward added), and a message for each parameter whose backward
-        did not simply add G0 (:data:`OVERWRITTEN` where G1 = G0).
+        did not simply add G0 (`OVERWRITTEN` where G1 = G0).
     """
     # its own stream, so the directions and sampled elements are those of a check without it
     rng = default_rng(None if seed is None else (seed, 1), "numpy")

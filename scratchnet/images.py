@@ -9,7 +9,7 @@ it cannot keep at 16 bits: 16-bit colour PNG (pypng) and 16-bit colour TIFF (tif
 alpha channel is carried through unchanged; an ICC profile and EXIF data are copied to the
 output. Palette, CMYK, bilevel and animated images are refused with a line saying why.
 
-Every problem is an :class:`ImageError` whose message is one line naming the file.
+Every problem is an [`ImageError`][scratchnet.images.ImageError] whose message is one line naming the file.
 """
 from __future__ import annotations
 

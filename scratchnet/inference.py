@@ -3,7 +3,7 @@
     out = denoise_image(model, noisy)                  # (H, W) host array in, (H, W) out
     out = denoise_color(model, noisy_rgb, "channels")  # (H, W, 3): each channel on its own
 
-A model says what it can take (:mod:`scratchnet.models`): ``receptive_radius`` (an output
+A model says what it can take ([`scratchnet.models`](models.md)): ``receptive_radius`` (an output
 pixel depends on the inputs at most that many pixels away) and ``size_multiple``. An image
 whose sides are not multiples of ``size_multiple`` (the U-Net's 4) is reflect-padded at the
 bottom and right and the output cropped back. A large image goes through in tiles: each tile

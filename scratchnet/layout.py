@@ -4,6 +4,9 @@ The convolution functions keep the batch axis *last* in memory (`scratchnet.func
 says why): an (N, C, H, W) array is handed around as a *view* of a (C, H, W, N) buffer, and
 every function that reads it as a ``(C, H*W*N)`` matrix gets that matrix without a copy. The
 helpers here make and read such views; they hold no math and run on any backend.
+
+Course: [4. Transposed convolution](../learn/04-transposed-convolution.md)
+(conv_transpose_output_size).
 """
 from __future__ import annotations
 

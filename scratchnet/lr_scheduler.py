@@ -16,6 +16,8 @@ schedulers on one optimizer compose as they do there), except ``CosineAnnealingL
 function of the step count alone (see its docstring). ``state_dict()`` holds plain values
 only, so ``scratchnet.save`` writes it. Only ``ReduceLROnPlateau`` reads a metric:
 ``scheduler.step(val_loss)``.
+
+Course: [8. Optimisers](../learn/08-optimisers.md) (CosineAnnealingLR).
 """
 from __future__ import annotations
 

@@ -1,10 +1,13 @@
-"""The denoisers, built from :mod:`scratchnet.nn`: the reference convolutional autoencoder,
+"""The denoisers, built from [`scratchnet.nn`](nn.md): the reference convolutional autoencoder,
 a dense autoencoder, a U-Net with skip connections and DnCNN (residual learning for
 photographs); and a model summary.
 
 Every model says what images it takes: ``receptive_radius`` (None for the autoencoders, which
 take 28x28 digits only; else how many pixels away an output pixel can see, so that an image
 can be denoised tile by tile) and ``size_multiple`` (height and width must be multiples of it).
+
+Course: [7. Skip connections](../learn/07-skip-connections.md) (UNet), [9. Training the
+denoiser](../learn/09-training.md) (conv_autoencoder).
 """
 from __future__ import annotations
 
@@ -49,10 +52,12 @@ class Autoencoder(nn.Module):
 def conv_autoencoder() -> Autoencoder:
     """The reference convolutional denoising autoencoder for 1x28x28 images.
 
-    encoder: (N,1,28,28) -Conv 3x3 s2 p1-> (N,16,14,14) -Conv 3x3 s2 p1-> (N,32,7,7)
-             -Conv 7x7-> (N,64,1,1)                       (ReLU after the first two)
-    decoder: the mirror image with ConvTranspose2d, ReLU between, Sigmoid at the end so the
-             output is an image in [0, 1].
+        encoder  (N,1,28,28) -Conv 3x3 s2 p1-> (N,16,14,14) -Conv 3x3 s2 p1-> (N,32,7,7)
+                 -Conv 7x7-> (N,64,1,1)                       (ReLU after the first two)
+        decoder  the mirror image with ConvTranspose2d
+
+    The decoder has a ReLU between its layers and a Sigmoid at the end, so the output is an
+    image in [0, 1].
     """
     encoder = nn.Sequential(
         nn.Conv2d(1, 16, 3, stride=2, padding=1), nn.ReLU(),
@@ -92,18 +97,16 @@ def conv_block(c_in: int, c_out: int) -> nn.Sequential:
 class UNet(nn.Module):
     """A two-level U-Net for (N, 1, H, W) images, H and W divisible by 4.
 
-    ::
-
         x ─ e1 ─────────────────────────────── cat ─ d1 ─ out ─ sigmoid ─ y     (w ch., H)
              └ pool1 ─ e2 ──────────── cat ─ d2 ─ u1 ┘                           (2w, H/2)
                         └ pool2 ─ b ─ u2 ┘                                       (4w, H/4)
 
-    e1, e2, b, d2, d1 are :func:`conv_block` s; pool1/2 are 2x2 max pools; u2, u1 are 2x2
+    e1, e2, b, d2, d1 are [`conv_block`][scratchnet.models.conv_block]s; pool1/2 are 2x2 max pools; u2, u1 are 2x2
     stride-2 transposed convolutions; ``out`` is a 1x1 convolution. The state-dict keys,
     shapes and order are those of the equivalent PyTorch module (``e1.0.weight``, ...,
     ``e1.1.running_mean``, ..., ``out.bias``), so weights load in both directions.
 
-    Backward is written out in :meth:`backward`: at a concatenation the gradient is *split*
+    Backward is written out in [`backward`][scratchnet.models.UNet.backward]: at a concatenation the gradient is *split*
     by channels; a feature map that fed two consumers (e1 and e2: the pool below and the
     skip) gets the *sum* of the two gradients.
 
@@ -158,8 +161,6 @@ class DnCNN(nn.Module):
     """DnCNN (Zhang et al., IEEE TIP 2017): a plain stack of 3x3 convolutions that predicts the
     noise, subtracted from the input (residual learning).
 
-    ::
-
         x ─ conv ─ relu ─ [conv ─ bn ─ relu] x (depth - 2) ─ conv ─ r      y = x - r
 
     Args:
@@ -173,7 +174,7 @@ class DnCNN(nn.Module):
     ``layers.2.weight``, ``layers.3.weight``, ``layers.3.running_mean``, ..., as in the PyTorch
     twin (tests/torch_models.py).
 
-    Backward, written out in :meth:`backward`: ``y = x - r(x)``, so with ``g = dL/dy`` the
+    Backward, written out in [`backward`][scratchnet.models.DnCNN.backward]: ``y = x - r(x)``, so with ``g = dL/dy`` the
     stack's output gets ``dL/dr = -g`` (its parameters' gradients follow from that) and
     ``dL/dx = g + J_r^T (-g)``: the upstream gradient straight through the skip, plus the
     stack's backward of ``-g``.

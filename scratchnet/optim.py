@@ -6,6 +6,8 @@ the op `adam_step` (swappable with `scratchnet.override`, like every layer's bac
 `adam_update` runs it over a parameter group and `zero_grads` clears a group's gradients. On
 CuPy both run as one kernel launch for the whole group (`scratchnet.kernels.optim`), which
 rounds every operation as the array code here does, so both give the same bits.
+
+Course: [8. Optimisers](../learn/08-optimisers.md).
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Datasets (MNIST, Fashion-MNIST), batches and noise.  CLI: ``python -m scratchnet.data``."""
+"""Datasets (MNIST, Fashion-MNIST), batches and noise.  CLI: ``python -m scratchnet.data``.
+
+Course: [9. Training the denoiser](../learn/09-training.md) (the data, the noise, the batches).
+"""
 from .dataloader import DataLoader, Dataset, Subset, TensorDataset, default_collate, random_split
 from .datasets import (DATASETS, SPLITS, DatasetError, cache_dir, download_dataset,
                        find_dataset_dir, images_to_array, load_dataset, read_idx, search_dirs,

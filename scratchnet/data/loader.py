@@ -1,5 +1,5 @@
 """Mini-batches of images that already live on the device (moved there once): whole images
-(:class:`BatchLoader`) or random patches of them (:class:`PatchLoader`)."""
+(`BatchLoader`) or random patches of them (`PatchLoader`)."""
 from __future__ import annotations
 
 import math

@@ -2,7 +2,7 @@
 
 These are the DnCNN paper's training and test sets (Zhang et al., IEEE TIP 2017), 8-bit
 grayscale PNG files as published in the authors' repository, github.com/cszn/DnCNN. They are
-found as MNIST is (:mod:`scratchnet.data.datasets`), each set in ``<dir>/natural/<set>/``:
+found as MNIST is (`scratchnet.data.datasets`), each set in ``<dir>/natural/<set>/``:
 
     1. ``root`` (``--data-dir``)    2. ``$SCRATCHNET_DATA``    3. ``/usr/share/datasets``
     4. the per-user cache ``$SCRATCHNET_CACHE`` or ``~/.cache/scratchnet``

@@ -1,4 +1,4 @@
-"""Seeded corruption of images in [0, 1], on any backend, and :class:`NoiseSpec`: the one
+"""Seeded corruption of images in [0, 1], on any backend, and `NoiseSpec`: the one
 description of a run's noise that its config and checkpoint carry and every program reads back.
 
     noisy = add_gaussian_noise(x, 0.5, rng=default_rng(0, "numpy"))   # x + 0.5*N(0,1), clipped
@@ -40,7 +40,7 @@ def _check_factor(factor: float, name: str) -> None:
 
 
 def add_gaussian_noise(x: Array, factor: float, clip: bool = True, rng: Any = None) -> Array:
-    """x + factor * N(0, 1), clipped to [0, 1] when ``clip``; same shape, dtype, backend."""
+    """``x + factor * N(0, 1)``, clipped to [0, 1] when ``clip``; same shape, dtype, backend."""
     _check_factor(factor, "noise factor")
     noise = _rng_for(x, rng).standard_normal(x.shape, dtype=x.dtype)
     return add_scaled_noise(x, noise, factor, clip)
@@ -54,7 +54,7 @@ def add_scaled_noise(x: Array, noise: Array, factor: float, clip: bool) -> Array
 
 
 def add_speckle_noise(x: Array, factor: float, clip: bool = True, rng: Any = None) -> Array:
-    """Multiplicative noise x * (1 + factor * N(0, 1)), clipped to [0, 1] when ``clip``."""
+    """Multiplicative noise ``x * (1 + factor * N(0, 1))``, clipped to [0, 1] when ``clip``."""
     _check_factor(factor, "noise factor")
     noise = _rng_for(x, rng).standard_normal(x.shape, dtype=x.dtype)
     y = x + x * (factor * noise)

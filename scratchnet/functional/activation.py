@@ -4,6 +4,9 @@ An element-wise layer computes ``y = phi(x)`` entry by entry, so its Jacobian is
 its backward pass is an element-wise product, ``dx = gy * phi'(x)``. Each backward takes what
 its layer keeps: ReLU and LeakyReLU the input x, Sigmoid and Tanh their output y (their
 derivatives are functions of the output, so no exponential is evaluated again).
+
+Course: [1. A chain by hand](../learn/01-chain.md) (ReLU), [5. Element-wise layers and
+pooling](../learn/05-elementwise-and-pooling.md).
 """
 from __future__ import annotations
 

@@ -24,6 +24,9 @@ returned as (N, C, H, W) *views* of batch-last buffers (`scratchnet.layout`), so
 layer's im2col finds its input already batch-last and copies it without reordering. Shapes
 and results are exactly those of the plain (N, C, ...) formulation; only the memory order
 differs.
+
+Course: [3. Convolution](../learn/03-convolution.md), [4. Transposed
+convolution](../learn/04-transposed-convolution.md).
 """
 from __future__ import annotations
 

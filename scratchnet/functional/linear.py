@@ -1,4 +1,7 @@
-"""The fully connected layer, and the reshapes around it (Flatten, Unflatten)."""
+"""The fully connected layer, and the reshapes around it (Flatten, Unflatten).
+
+Course: [1. A chain by hand](../learn/01-chain.md).
+"""
 from __future__ import annotations
 
 import math

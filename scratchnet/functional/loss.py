@@ -1,4 +1,7 @@
-"""The mean squared error and its gradient."""
+"""The mean squared error and its gradient.
+
+Course: [1. A chain by hand](../learn/01-chain.md).
+"""
 from __future__ import annotations
 
 from typing import Any

@@ -8,6 +8,8 @@ Backward through the batch statistics (mean and var depend on every x of the cha
 
     dbias = sum(gy),   dweight = sum(gy * xhat),
     dx = weight * inv_std * (gy - dbias / M - xhat * dweight / M)
+
+Course: [6. Batch norm](../learn/06-batch-norm.md).
 """
 from __future__ import annotations
 

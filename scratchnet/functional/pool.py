@@ -4,6 +4,8 @@ Pooling reuses the convolution's im2col/col2im pair: a window is a receptive fie
 
     max:  y = max over the KH*KW entries of each column;   dx = col2im(gy placed at the argmax)
     avg:  y = mean of each column (zero padding counts);   dx = col2im(gy / (KH*KW) everywhere)
+
+Course: [5. Element-wise layers and pooling](../learn/05-elementwise-and-pooling.md).
 """
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ A U-Net concatenates an up-sampled map with an encoder map, ``cat(up, e)``, and 
 map e also feeds the path below it: e *fans out* to two consumers. Backward needs a rule for
 each branching point: the concatenation *splits* the gradient by channels (`skip_split`), and
 the fan-out *sums* the gradients of its consumers (`skip_sum`).
+
+Course: [7. Skip connections](../learn/07-skip-connections.md).
 """
 from __future__ import annotations
 

@@ -1,4 +1,15 @@
-"""Layers with hand-written backward passes, PyTorch's names and semantics."""
+"""Layers with hand-written backward passes, PyTorch's names and semantics.
+
+The course's chapters on these layers:
+
+- [1. A chain by hand](../learn/01-chain.md): Linear, ReLU, MSELoss, Sequential
+- [3. Convolution](../learn/03-convolution.md): Conv2d
+- [4. Transposed convolution](../learn/04-transposed-convolution.md): ConvTranspose2d
+- [5. Element-wise layers and pooling](../learn/05-elementwise-and-pooling.md): ReLU, Sigmoid,
+  MaxPool2d, AvgPool2d, Upsample
+- [6. Batch norm](../learn/06-batch-norm.md): BatchNorm2d
+- [7. Skip connections](../learn/07-skip-connections.md): one cache per layer instance
+"""
 from . import init, utils
 from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from .container import Identity, ModuleList

@@ -38,7 +38,7 @@ _root: "Module | None" = None         # the module of the running top-level call
 
 
 class _NoCache:
-    """What a layer holds after a forward under :func:`no_grad`: nothing for backward."""
+    """What a layer holds after a forward under `no_grad`: nothing for backward."""
 
     def __repr__(self) -> str:
         return "<no cache: forward ran under no_grad()>"
@@ -70,7 +70,7 @@ def no_grad() -> Iterator[None]:
 
 
 def is_grad_enabled() -> bool:
-    """False inside :func:`no_grad`."""
+    """False inside [`no_grad`][scratchnet.nn.no_grad]."""
     return _grad_enabled
 
 

@@ -95,7 +95,8 @@ class Upsample(Module):
     """Nearest-neighbour upsampling by integer factors: each pixel becomes an SH x SW block.
 
     Args:
-        scale_factor: int or (h, w) pair of ints.  mode: only "nearest".
+        scale_factor: int or (h, w) pair of ints.
+        mode: only "nearest".
 
     Backward: each input pixel's gradient is the sum of gy over its block.
     """
