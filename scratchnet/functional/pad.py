@@ -51,7 +51,7 @@ def padding_problem(size: tuple[int, int], padding: Pads, mode: str) -> str | No
     padding at most that size (one wrap), and the mode one of `PADDING_MODES`.
     """
     if mode not in PADDING_MODES:
-        return (f"padding_mode must be one of {', '.join(map(repr, PADDING_MODES))}, "
+        return (f"mode must be one of {', '.join(map(repr, PADDING_MODES))}, "
                 f"got {mode!r}")
     if len(padding) != 4 or any(not isinstance(p, int) or p < 0 for p in padding):
         return f"padding must be 4 ints >= 0 (left, right, top, bottom), got {padding!r}"
