@@ -30,7 +30,9 @@ product computes.
 
 This module is the faster body of the ops `conv2d_forward` and `conv2d_backward`
 (`scratchnet.ops`): on NumPy arrays where `use_blocked_cpu` allows it (float32 by default)
-and the im2col matrix would be at least `MIN_BYTES`. Its forward keeps the padded input, a
+and the im2col matrix would be at least `MIN_BYTES`, for convolutions without options
+(dilation 1, groups 1, zero padding the same on both sides; `plain`): the others run the
+reference. Its forward keeps the padded input, a
 `PaddedInput`, where the reference keeps im2col, and its backward runs for exactly that
 cache. Shapes and layout are those of `scratchnet.functional` (batch axis last in memory);
 ``tests/test_blocked.py`` holds every result to the reference functions on a grid of shapes
@@ -52,7 +54,7 @@ from .threads import num_threads, parallel_map
 Array = Any
 Pair = tuple[int, int]
 
-__all__ = ["use_blocked_cpu", "blocked_cpu_applies", "serves", "PaddedInput", "conv2d_forward",
+__all__ = ["use_blocked_cpu", "blocked_cpu_applies", "serves", "plain", "PaddedInput", "conv2d_forward",
            "conv2d_backward", "dx_as_convolution", "BLOCK_BYTES", "MIN_BYTES"]
 
 BLOCK_BYTES = 4 << 20           # im2col bytes per block: fits a core's share of the cache
@@ -99,6 +101,14 @@ def serves(x: Array, weight: Array, stride: Pair, padding: Pair) -> bool:
     OH = conv_output_size(H, KH, stride[0], padding[0])
     OW = conv_output_size(W, KW, stride[1], padding[1])
     return C * KH * KW * OH * OW * N * x.itemsize >= MIN_BYTES or _mode == "always"
+
+
+def plain(padding: tuple[int, ...], dilation: Pair = (1, 1), groups: int = 1,
+          padding_mode: str = "zeros") -> bool:
+    """True for a convolution this path computes: symmetric zero padding (PH, PW), dilation 1
+    and groups 1."""
+    return (len(padding) == 2 and tuple(dilation) == (1, 1) and groups == 1
+            and padding_mode == "zeros")
 
 
 @dataclass(frozen=True)
@@ -152,12 +162,14 @@ def _blocked_product(xpad: Array, weight: Array, bias: Array | None, stride: Pai
     return y
 
 
-@register_faster("conv2d_forward", lambda x, weight, bias, stride, padding:
-                 serves(x, weight, stride, padding))
-def conv2d_forward(x: Array, weight: Array, bias: Array | None, stride: Pair, padding: Pair
+@register_faster("conv2d_forward", lambda x, weight, bias, stride, padding, *options, **named:
+                 plain(padding, *options, **named) and serves(x, weight, stride, padding))
+def conv2d_forward(x: Array, weight: Array, bias: Array | None, stride: Pair, padding: Pair,
+                   dilation: Pair = (1, 1), groups: int = 1, padding_mode: str = "zeros"
                    ) -> tuple[Array, PaddedInput]:
-    """``functional.conv2d_forward`` in blocks (the same arguments): y (N, OC, OH, OW) as a
-    view of a batch-last buffer, and the `PaddedInput` that `conv2d_backward` needs."""
+    """``functional.conv2d_forward`` in blocks (the same arguments; only for `plain`
+    options): y (N, OC, OH, OW) as a view of a batch-last buffer, and the `PaddedInput` that
+    `conv2d_backward` needs."""
     xpad = batch_last_padded(x, padding)
     y = _blocked_product(xpad, weight, bias, stride)
     return y.transpose(3, 0, 1, 2), PaddedInput(xpad)
@@ -203,11 +215,13 @@ def _placed(offset: int, stride: int, n: int, room: int) -> tuple[int, int, int,
     return offset + k0 * stride, offset + (k1 - 1) * stride + 1, k0, k1
 
 
-@register_faster("conv2d_backward", lambda gy, col, *args: isinstance(col, PaddedInput),
-                 always=True)
+@register_faster("conv2d_backward",
+                 lambda gy, col, *args, **options: isinstance(col, PaddedInput), always=True)
 def conv2d_backward(gy: Array, col: PaddedInput, weight: Array, size: Pair, stride: Pair,
-                    padding: Pair) -> tuple[Array, Array, Array]:
-    """``functional.conv2d_backward`` in blocks, for the `PaddedInput` of `conv2d_forward`.
+                    padding: Pair, dilation: Pair = (1, 1), groups: int = 1,
+                    padding_mode: str = "zeros") -> tuple[Array, Array, Array]:
+    """``functional.conv2d_backward`` in blocks, for the `PaddedInput` of `conv2d_forward`
+    (whose options were `plain`: the default dilation, groups and padding_mode).
 
     Returns:
         (dx (N, C, H, W), dW (OC, C, KH, KW), db (OC,)).

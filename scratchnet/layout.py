@@ -21,15 +21,18 @@ __all__ = ["conv_output_size", "conv_transpose_output_size", "batch_last", "batc
            "batch_last_padded", "batch_last_apply"]
 
 
-def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    """Output length of a convolution along one axis: ``floor((size + 2P - K) / S) + 1``."""
-    return (size + 2 * padding - kernel) // stride + 1
+def conv_output_size(size: int, kernel: int, stride: int, padding: int,
+                     dilation: int = 1) -> int:
+    """Output length of a convolution along one axis: ``floor((size + 2P - D*(K - 1) - 1) / S)
+    + 1`` (``floor((size + 2P - K) / S) + 1`` without dilation)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
 def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int,
-                               output_padding: int = 0) -> int:
-    """Output length of a transposed convolution: ``(size - 1)*S - 2P + K + output_padding``."""
-    return (size - 1) * stride - 2 * padding + kernel + output_padding
+                               output_padding: int = 0, dilation: int = 1) -> int:
+    """Output length of a transposed convolution: ``(size - 1)*S - 2P + D*(K - 1) +
+    output_padding + 1`` (``(size - 1)*S - 2P + K + output_padding`` without dilation)."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
 def batch_last(a: Array) -> Array:

@@ -12,6 +12,7 @@ registered as faster bodies of these ops and held to them by the tests.
 | module | functions |
 |---|---|
 | `functional.conv` | `im2col`, `col2im`, `conv2d`, `conv2d_grad_weight`, `conv2d_grad_input`, `bias_grad`, `conv2d_forward`, `conv2d_backward`, `conv_transpose2d`, `conv_transpose2d_backward` |
+| `functional.pad` | `pad`, `pad_backward` (zeros, reflect, replicate, circular) |
 | `functional.pool` | `max_pool2d`, `avg_pool2d`, `upsample_nearest` and their backward passes |
 | `functional.norm` | `batch_norm_forward`, `batch_norm_backward`, `batch_norm_inference`, `batch_norm_update_stats`, `channel_sums` |
 | `functional.activation` | `relu`, `leaky_relu`, `sigmoid`, `tanh` and their backward passes |
@@ -28,6 +29,7 @@ Notation (shape letters used throughout):
 | KH, KW | kernel height and width | SH, SW | strides |
 | PH, PW | zero padding | OH, OW | output height and width |
 | K | ``C*KH*KW``, one flattened receptive field | L | ``OH*OW``, the output positions |
+| DH, DW | dilation | G | groups |
 
 The functions take and return arrays of any backend; they never call NumPy directly.
 """
@@ -39,6 +41,7 @@ from .conv import (bias_grad, col2im, conv2d, conv2d_backward, conv2d_forward, c
                    conv2d_grad_weight, conv_transpose2d, conv_transpose2d_backward, im2col)
 from .linear import flatten, flatten_backward, linear, linear_backward, unflatten
 from .loss import mean_square, mse_backward, mse_loss
+from .pad import pad, pad_backward
 from .norm import (batch_norm_backward, batch_norm_forward, batch_norm_inference,
                    batch_norm_update_stats, channel_sums)
 from .pool import (avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward,
@@ -49,6 +52,7 @@ __all__ = [
     "conv_output_size", "conv_transpose_output_size", "batch_last", "batch_last_apply",
     "im2col", "col2im", "conv2d", "conv2d_grad_weight", "conv2d_grad_input", "bias_grad",
     "conv2d_forward", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_backward",
+    "pad", "pad_backward",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "upsample_nearest", "upsample_nearest_backward",
     "batch_norm_forward", "batch_norm_backward", "batch_norm_inference",

@@ -41,9 +41,17 @@ _IM2COL = window_kernel(
     """, "scratchnet_im2col_gather", fill=True)
 
 
-@register_faster("im2col", on_gpu)
-def im2col(x: Array, kernel: Pair, stride: Pair, padding: Pair, fill: float = 0.0) -> Array:
-    """One gather kernel writes col directly, zeros for the padding included."""
+def _undilated(x: Array, dilation: Pair) -> bool:
+    """The ``applies`` of the two kernels below: `on_gpu`, and no dilation (the kernels'
+    geometry has none; a dilated convolution runs the reference)."""
+    return on_gpu(x) and tuple(dilation) == (1, 1)
+
+
+@register_faster("im2col", lambda x, kernel, stride, padding, fill=0.0, dilation=(1, 1):
+                 _undilated(x, dilation))
+def im2col(x: Array, kernel: Pair, stride: Pair, padding: Pair, fill: float = 0.0,
+           dilation: Pair = (1, 1)) -> Array:
+    """One gather kernel writes col directly, zeros for the padding included (dilation 1)."""
     xp = get_array_module(x)
     N, C, H, W = x.shape
     (KH, KW), (SH, SW), (PH, PW) = kernel, stride, padding
@@ -75,9 +83,11 @@ _COL2IM = window_kernel(
     """, "scratchnet_col2im_gather")
 
 
-@register_faster("col2im", on_gpu)
-def col2im(col: Array, stride: Pair, padding: Pair, size: Pair) -> Array:
-    """The ``KH*KW`` slice-adds become one gather kernel."""
+@register_faster("col2im", lambda col, stride, padding, size, dilation=(1, 1):
+                 _undilated(col, dilation))
+def col2im(col: Array, stride: Pair, padding: Pair, size: Pair, dilation: Pair = (1, 1)
+           ) -> Array:
+    """The ``KH*KW`` slice-adds become one gather kernel (dilation 1)."""
     xp = get_array_module(col)
     C, KH, KW, OH, OW, N = col.shape
     (SH, SW), (PH, PW), (H, W) = stride, padding, size
