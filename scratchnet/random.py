@@ -19,7 +19,7 @@ import numpy
 
 from .backend import get_backend
 
-__all__ = ["manual_seed", "init_rng", "default_rng"]
+__all__ = ["manual_seed", "init_rng", "default_rng", "draw_seed"]
 
 _init_rng = numpy.random.default_rng()
 
@@ -33,6 +33,12 @@ def manual_seed(seed: int) -> None:
 def init_rng() -> numpy.random.Generator:
     """The host generator used for weight initialisation."""
     return _init_rng
+
+
+def draw_seed() -> int:
+    """A seed for a stream of its own (a loader's shuffling, a dropout layer's masks), drawn
+    from the host generator, so that ``manual_seed`` fixes it too."""
+    return int(_init_rng.integers(2 ** 63))
 
 
 def default_rng(seed: int | tuple[int, ...] | None = None,

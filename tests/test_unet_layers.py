@@ -99,7 +99,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="only 'unet'"):
         build_model("conv", width=8)
     with pytest.raises(ValueError, match="'nearest'"):
-        nn.Upsample(2, mode="bilinear")
+        nn.Upsample(2, mode="bicubic")
 
 
 def test_reference_model_weights_do_not_load_into_the_unet(tmp_path):

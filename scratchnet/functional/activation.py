@@ -3,7 +3,8 @@
 An element-wise layer computes ``y = phi(x)`` entry by entry, so its Jacobian is diagonal and
 its backward pass is an element-wise product, ``dx = gy * phi'(x)``. Each backward takes what
 its layer keeps: ReLU and LeakyReLU the input x, Sigmoid and Tanh their output y (their
-derivatives are functions of the output, so no exponential is evaluated again).
+derivatives are functions of the output, so no exponential is evaluated again). PReLU's
+slope is a parameter, so its backward also returns the slope's gradient.
 
 Course: [1. A chain by hand](../learn/01-chain.md) (ReLU), [5. Element-wise layers and
 pooling](../learn/05-elementwise-and-pooling.md).
@@ -18,7 +19,7 @@ from ..ops import op
 Array = Any
 
 __all__ = ["relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid",
-           "sigmoid_backward", "tanh", "tanh_backward"]
+           "sigmoid_backward", "tanh", "tanh_backward", "prelu", "prelu_backward"]
 
 
 @op
@@ -103,3 +104,52 @@ def tanh_backward(gy: Array, y: Array) -> Array:
     """dL/dx of `tanh` from the upstream gradient gy and the layer's output ``y = tanh(x)``:
     ``dx = gy * (1 - y*y)``, since ``tanh'(x) = 1 - tanh(x)**2``."""
     return gy * (1 - y * y)
+
+
+def _per_channel(weight: Array, ndim: int) -> Array:
+    """PReLU's weight shaped to broadcast against an input of rank ``ndim``: one slope for
+    every entry, or one per channel (axis 1)."""
+    if weight.size == 1 or ndim < 2:
+        return weight.reshape(())
+    return weight.reshape((1, weight.size) + (1,) * (ndim - 2))
+
+
+@op
+def prelu(x: Array, weight: Array) -> Array:
+    """``x`` where ``x > 0``, else ``a * x``, with a learned slope ``a`` (PyTorch's ``F.prelu``).
+
+    Args:
+        x: (N, C, ...) or any shape when weight has one entry.
+        weight: (1,), one slope for every entry, or (C,), one per channel (axis 1 of x).
+
+    Returns:
+        y, the shape of x.
+    """
+    a = _per_channel(weight, x.ndim)
+    return get_array_module(x).where(x > 0, x, a * x)
+
+
+@op
+def prelu_backward(gy: Array, x: Array, weight: Array) -> tuple[Array, Array]:
+    """dL/dx and dL/dweight of `prelu`.
+
+    Args:
+        gy: the upstream gradient, the shape of x.
+        x: the layer's input.
+        weight: the slopes, (1,) or (C,).
+
+    Returns:
+        (dx, dweight): dx the shape of x, dweight the shape of weight.
+
+    Math: ``dy/dx = 1`` where ``x > 0``, else ``a``; ``dy/da = 0`` where ``x > 0``, else
+    ``x``. So ``dx = gy`` or ``a * gy``, and ``dweight`` sums ``gy * x`` over the entries
+    with ``x <= 0`` that share the slope (all of them, or one channel's).
+    """
+    xp = get_array_module(gy)
+    a = _per_channel(weight, x.ndim)
+    dx = xp.where(x > 0, gy, a * gy)
+    contrib = xp.where(x > 0, 0, gy * x)
+    if weight.size == 1 or x.ndim < 2:
+        return dx, contrib.sum().reshape(weight.shape)
+    axes = (0,) + tuple(range(2, x.ndim))
+    return dx, contrib.sum(axis=axes)

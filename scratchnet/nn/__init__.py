@@ -11,11 +11,12 @@ The course's chapters on these layers:
 - [7. Skip connections](../learn/07-skip-connections.md): one cache per layer instance
 """
 from . import init, utils
-from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
+from .activation import LeakyReLU, PReLU, ReLU, Sigmoid, Tanh
 from .container import Identity, ModuleList
 from .conv import Conv2d, ConvTranspose2d
+from .dropout import Dropout
 from .linear import Flatten, Linear, Unflatten
-from .loss import MSELoss
+from .loss import BCELoss, BCEWithLogitsLoss, L1Loss, MSELoss
 from .module import (Module, Parameter, RemovableHandle, Sequential, eval_mode, is_grad_enabled,
                      no_grad)
 from .normalization import BatchNorm2d
@@ -24,4 +25,5 @@ from .pooling import AvgPool2d, MaxPool2d, Upsample
 __all__ = ["Module", "Parameter", "Sequential", "Conv2d", "ConvTranspose2d", "Linear", "Flatten",
            "Unflatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "MSELoss", "BatchNorm2d",
            "MaxPool2d", "AvgPool2d", "Upsample", "eval_mode", "no_grad", "is_grad_enabled",
-           "Identity", "ModuleList", "RemovableHandle", "init", "utils"]
+           "Identity", "ModuleList", "RemovableHandle", "init", "utils", "Dropout", "PReLU",
+           "L1Loss", "BCELoss", "BCEWithLogitsLoss"]

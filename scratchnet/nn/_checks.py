@@ -1,6 +1,8 @@
 """Argument and input validation shared by the layers: one-line errors that name the layer."""
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 from ..backend import backend_name, get_array_module
@@ -51,3 +53,22 @@ def check_input(module: Any, x: Any, expected: str, ndim: int | None = None,
         if get_array_module(x) is not get_array_module(ref):
             raise TypeError(f"{module!r}: input is a {backend_name(x)} array but the parameters are "
                             f"on {backend_name(ref)}; move one (model.to(...) / to_backend)")
+
+
+def flag(value: Any, name: str, layer: str) -> bool:
+    """A bool argument (such as ``inplace``), or ValueError."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{layer}: {name} must be True or False, got {value!r}")
+    return value
+
+
+def real_number(value: Any, name: str, layer: str, low: float | None = None,
+                high: float | None = None) -> float:
+    """A finite real number in [low, high] (either bound optional) as a float, or ValueError."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (low is not None and value < low) or (high is not None and value > high):
+        bounds = ("" if low is None and high is None else
+                  f" in [{low}, {high}]" if low is not None and high is not None else
+                  f" >= {low}" if low is not None else f" <= {high}")
+        raise ValueError(f"{layer}: {name} must be a finite number{bounds}, got {value!r}")
+    return float(value)

@@ -1,4 +1,4 @@
-"""MaxPool2d, AvgPool2d and nearest-neighbour Upsample (PyTorch's arguments and semantics).
+"""MaxPool2d, AvgPool2d and Upsample (PyTorch's arguments and semantics).
 
 Pooling windows are receptive fields, so both poolings reuse the convolution's im2col/col2im
 (`scratchnet.functional.pool`): max pooling sends each gradient to its window's
@@ -92,29 +92,51 @@ class AvgPool2d(_Pool2d):
 
 
 class Upsample(Module):
-    """Nearest-neighbour upsampling by integer factors: each pixel becomes an SH x SW block.
+    """Upsampling of (N, C, H, W) images, nearest-neighbour or bilinear (PyTorch's Upsample).
 
     Args:
-        scale_factor: int or (h, w) pair of ints.
-        mode: only "nearest".
+        scale_factor: a number or an (h, w) pair; ``OH = floor(H * scale_h)``.
+        mode: 'nearest' or 'bilinear'.
+        align_corners: bilinear only (None means False): True lines up the centres of the
+            corner pixels, False (PyTorch's default) their outer edges.
+        size: (OH, OW), or one int, instead of scale_factor (keyword; PyTorch's first
+            argument, here second to scale_factor, which came first).
 
-    Backward: each input pixel's gradient is the sum of gy over its block.
+    Nearest upsampling by integer factors repeats each pixel as an SH x SW block
+    (`functional.upsample_nearest`; backward: each pixel's gradient is the sum of gy over
+    its block). Every other case is `functional.interpolate`, whose backward
+    (`functional.interpolate_backward`) is the adjoint of its resizing,
+    ``dx = A_H.T @ gy @ A_W``. Only the input's size is kept.
     """
 
-    def __init__(self, scale_factor: IntOrPair, mode: str = "nearest"):
+    def __init__(self, scale_factor: float | tuple[float, float] | None = None,
+                 mode: str = "nearest", align_corners: bool | None = None, *,
+                 size: int | tuple[int, int] | None = None):
         super().__init__()
-        if mode != "nearest":
-            raise ValueError(f"Upsample: mode {mode!r} is not supported; expected 'nearest'")
-        self.scale_factor, self.mode = to_pair(scale_factor, "scale_factor", "Upsample", 1), mode
+        self.size, scale, _ = F.interpolate_args(size, scale_factor, mode, align_corners,
+                                                 "Upsample")
+        self.mode, self.align_corners = mode, align_corners
+        self.scale_factor = None if scale is None else tuple(
+            int(s) if float(s).is_integer() else s for s in scale)
+        whole = scale is not None and all(isinstance(s, int) for s in self.scale_factor)
+        self._repeat = mode == "nearest" and whole         # a block repeat: upsample_nearest
 
     def forward(self, x: Array) -> Array:
         check_input(self, x, "(N, C, H, W)", ndim=4)
-        self._cache = True
-        return F.upsample_nearest(x, self.scale_factor)
+        self._cache = tuple(x.shape[2:])
+        if self._repeat:
+            return F.upsample_nearest(x, self.scale_factor)
+        F.interpolate_output_size(self._cache, self.size, self.scale_factor, repr(self))
+        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners)
 
     def backward(self, grad_output: Array) -> Array:
-        self._pop_cache(grad_output)
-        return F.upsample_nearest_backward(grad_output, self.scale_factor)
+        size = self._pop_cache(grad_output)
+        if self._repeat:
+            return F.upsample_nearest_backward(grad_output, self.scale_factor)
+        return F.interpolate_backward(grad_output, size, self.scale_factor, self.mode,
+                                      self.align_corners)
 
     def extra_repr(self) -> str:
-        return f"scale_factor={self.scale_factor}, mode={self.mode!r}"
+        what = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
+        corners = "" if self.align_corners is None else f", align_corners={self.align_corners}"
+        return f"{what}, mode={self.mode!r}{corners}"

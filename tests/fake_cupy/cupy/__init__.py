@@ -218,7 +218,7 @@ _FUNCTIONS = ["zeros", "zeros_like", "ones", "ones_like", "empty", "empty_like",
               "take_along_axis", "expand_dims", "squeeze", "allclose", "array_equal", "all",
               "any", "logical_and", "logical_or", "logical_not", "equal", "greater", "less",
               "multiply", "add", "subtract", "divide", "negative", "power", "count_nonzero",
-              "cumsum", "split", "eye", "diag", "einsum", "pad", "flip", "histogram"]
+              "cumsum", "split", "eye", "diag", "einsum", "pad", "flip", "histogram", "logaddexp"]
 for _name in _FUNCTIONS:
     if _name in _REAL["cupy"] and hasattr(numpy, _name):
         globals()[_name] = _function(_name)
