@@ -233,7 +233,7 @@ def _object_text(site, page, object_id):
     ("optim", "scratchnet.optim.adam_step", [
         "param = param - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)"]),
     ("nn", "scratchnet.nn.Conv2d", ["(C*KH*KW, OH*OW*N)", "(OC, OH*OW*N)",
-                                    "~ U(-1/sqrt(C*KH*KW), +1/sqrt(C*KH*KW))"]),
+                                    "~ U(-1/sqrt(C/G*KH*KW), +1/sqrt(C/G*KH*KW))"]),
 ])
 def test_update_rules_read_as_their_code(site, page, object_id, formulas):
     """The optimisers' update rules (and Conv2d's shapes) read on the site exactly as written
@@ -284,12 +284,16 @@ def test_api_shows_every_public_method_its_own_source_and_types(site, api_pages)
     assert not [i for i in wanted if i not in ids]
 
     text = (site / "api" / "nn" / "index.html").read_text(encoding="utf-8")
-    for name in ("ReLU", "Sigmoid", "Tanh", "MSELoss", "Conv2d"):
+    # Classes with no __init__ of their own show their class body; the others their __init__
+    # (ReLU's takes inplace=, MSELoss's reduction=), never Module's.
+    for name in ("Sigmoid", "Tanh", "ReLU", "MSELoss", "Conv2d"):
         start = text.index(f'id="scratchnet.nn.{name}"')
         section = text[start:text.index('class="doc doc-children"', start)]
         source = re.search(r'<details class="mkdocstrings-source">.*?</details>', section, re.S)
         code = html.unescape(re.sub(r"<[^>]+>", "", source.group(0)))
-        own = f"class {name}(" if name != "Conv2d" else "def __init__(self, in_channels: int"
+        own = {"Conv2d": "def __init__(self, in_channels: int",
+               "ReLU": "def __init__(self, inplace: bool = False)",
+               "MSELoss": "def __init__(self, *, reduction"}.get(name, f"class {name}(")
         assert own in code, (name, code[:300])
         assert "Module.__init__" not in code and "self._hooks" not in code
     bases = [html.unescape(re.sub(r"<[^>]+>", "", b)) for p in sorted((site / "api").glob("*/index.html"))

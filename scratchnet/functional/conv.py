@@ -273,8 +273,13 @@ def conv2d_forward(x: Array, weight: Array, bias: Array | None, stride: Pair,
     in its place.)
 
     Args:
-        x, weight, bias, stride, dilation, groups: as for `conv2d`.
+        x: (N, C, H, W), as for `conv2d`.
+        weight: (OC, C/G, KH, KW), as for `conv2d`.
+        bias: (OC,) or None.
+        stride: (SH, SW).
         padding: (PH, PW), or (left, right, top, bottom) (`split_padding`).
+        dilation: (DH, DW), as for `conv2d`.
+        groups: G, as for `conv2d`.
         padding_mode: 'zeros', 'reflect', 'replicate' or 'circular'; anything but zeros (and
             zero padding that differs between the sides) runs the op `pad` before `conv2d`.
     """
@@ -295,7 +300,11 @@ def conv2d_backward(gy: Array, col: Any, weight: Array, size: Pair, stride: Pair
         col: what `conv2d_forward` saved (the im2col matrix).
         weight: (OC, C/G, KH, KW).
         size: (H, W) of the input.
-        stride, padding, dilation, groups, padding_mode: as given to `conv2d_forward`.
+        stride: as given to `conv2d_forward`.
+        padding: as given to `conv2d_forward`.
+        dilation: as given to `conv2d_forward`.
+        groups: as given to `conv2d_forward`.
+        padding_mode: as given to `conv2d_forward`.
 
     Returns:
         (dx, dweight, dbias): `conv2d_grad_input`, `conv2d_grad_weight` and `bias_grad`,
