@@ -243,7 +243,8 @@ def train(directory: Path, model: str = "conv", epochs: int | None = None,
     pending = [r for r in grade(directory, [ex.name for ex in exercises]) if not r.passed]
     if pending:
         err(f"train: every exercise the {model} model uses must pass first; not passing yet: "
-            + ", ".join(f"{r.exercise.name} ({r.status})" for r in pending)
+            + ", ".join(f"{r.exercise.name} ({r.status}{': ' + r.note if r.note else ''})"
+                        for r in pending)
             + f"; see python -m scratchnet.learn check {directory} "
             + " ".join(r.exercise.name for r in pending))
         return 1
@@ -260,7 +261,7 @@ def train(directory: Path, model: str = "conv", epochs: int | None = None,
                           figure or directory / f"capstone-{model}.png", out, t0)
         except LearnerCodeError as exc:
             err(f"train: {exc.lines[0]}")
-        except Exception as exc:                       # noqa: BLE001 (learner code)
+        except (Exception, SystemExit) as exc:         # noqa: BLE001 (learner code)
             lines = describe_exception(exc, directory)
             err("train: " + "\n".join(lines))
         return 1

@@ -126,7 +126,8 @@ def compare(name: str, yours: Any, expected: np.ndarray, context: Context | None
     arr = _as_array(yours)
     if arr is None:
         return Comparison(name, False, total=expected.size,
-                          problem=f"is a {type(yours).__name__}, expected an array of shape "
+                          problem=f"is {getattr(yours, 'described', 'a ' + type(yours).__name__)}"
+                                  ", expected an array of shape "
                                   f"{tuple(expected.shape)}")
     if arr.dtype.kind not in "fiub":
         return Comparison(name, False, total=expected.size,
