@@ -88,6 +88,16 @@ def test_a_stub_that_patches_the_library_and_the_grader_does_not_pass(tmp_path: 
     assert "gradcheck FAIL" in out, out
 
 
+def test_a_script_that_grades_is_not_run_again_in_the_child(tmp_path: Path):
+    folder = write(tmp_path / "ex", {"relu.py": SOLUTIONS["relu.py"]})
+    script = tmp_path / "grade_mine.py"            # no `if __name__ == "__main__":` guard
+    script.write_text(f"from scratchnet.learn import grade\nprint('graded', "
+                      f"[r.status for r in grade({str(folder)!r}, ['relu'])])\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout == "graded ['pass']\n", proc.stdout + proc.stderr
+
+
 def test_what_is_not_numbers_comes_back_as_its_type(tmp_path: Path):
     folder = write(tmp_path / "ex", {"relu.py": """
         class Sneaky:

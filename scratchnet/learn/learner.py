@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -285,6 +286,18 @@ def _deaf() -> Iterator[None]:
             signal.signal(signal.SIGINT, saved)
 
 
+@contextlib.contextmanager
+def _no_main() -> Iterator[None]:
+    """Hide the main module while a child is started: multiprocessing would run the parent's
+    script (a learner's own `grade(...)` script, say) again in the child, which needs none of it."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
 def _context() -> Any:
     """The forkserver (running, the library imported) where there is one, else spawn."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
@@ -319,7 +332,8 @@ class LearnerProcess:
         self.process = context.Process(target=_serve, daemon=True, args=(
             child, str(Path(directory).resolve()), exercise.name, timeout))
         try:
-            with _deaf() if context.get_start_method() == "spawn" else contextlib.nullcontext():
+            with _deaf() if context.get_start_method() == "spawn" else contextlib.nullcontext(), \
+                    _no_main():
                 self.process.start()
         finally:
             child.close()
