@@ -401,8 +401,9 @@ MSE = Exercise(
     "docs/learn/01-chain.md",
     (dict(shape=(2, 3, 4, 4)), dict(shape=(3, 7)), dict(shape=(1, 1, 5, 5))),
     _draw_mse, lambda a: f"pred {a.pred.shape}, grad_output {a.grad_output:.4g}",
-    {"dpred": dict(sizes=(("M", lambda a: a.M, "the number of entries of pred, over which the "
-                           "mean is taken"), ("N", lambda a: a.N, "the batch size")))},
+    {"dpred": dict(square=True, sizes=(("M", lambda a: a.M, "the number of entries of pred, "
+                                        "over which the mean is taken"),
+                                       ("N", lambda a: a.N, "the batch size")))},
     (Mistake("dpred", lambda a: f"yours divides by N, the batch size; the mean is over all M = "
              f"{a.M} entries of pred, so divide by M",
              lambda a: 2 * a.diff * a.grad_output / a.N, lambda a: a.N > 1),
@@ -452,6 +453,9 @@ def _conv_exercise(name: str, signature: str, asks: str, own_col: bool = False, 
                          (a.x,)), conditions=_CONV_CONDITIONS, **row)
 
 
+_PIXELS = ("OH*OW", lambda a: a.gy.shape[2] * a.gy.shape[3], "the number of output pixels")
+_RESHAPED = ("it has the shape of the transpose but not its entries (a reshape regroups the "
+             "entries in memory order, it does not swap axes); the transpose is ")
 _CONV_IMAGE = _image(sizes=(BATCH,), masks=((_SHARED, lambda a: _shared(a, a.col.shape)),))
 
 
@@ -464,9 +468,12 @@ def _grad_input(a: NS, weight: np.ndarray | None = None, stride: tuple[int, int]
 CONV2D_GRAD_WEIGHT = _conv_exercise(
     "conv2d_grad_weight", "conv2d_grad_weight(gy, col) -> dweight",
     "the weight gradient of a convolution from its im2col matrix",
-    tensors={"dweight": dict(axes=("OC", "C", "KH", "KW"), flip_axes=(2, 3), sizes=(
-        BATCH, ("OH*OW", lambda a: a.gy.shape[2] * a.gy.shape[3], "the number of output positions")))},
-    mistakes=_sample_mistakes("dweight", lambda a, g: F.conv2d_grad_weight(g, a.col)))
+    tensors={"dweight": dict(axes=("OC", "C", "KH", "KW"), flip_axes=(2, 3), sizes=(BATCH, _PIXELS))},
+    mistakes=(*_sample_mistakes("dweight", lambda a, g: F.conv2d_grad_weight(g, a.col)),
+              Mistake("dweight", "yours multiplies by col.reshape(-1, C*KH*KW): " + _RESHAPED
+                      + "col.reshape(C*KH*KW, -1).T", lambda a: (a.gy.transpose(1, 2, 3, 0).reshape(
+                          a.OC, -1) @ a.col.reshape(-1, a.C * a.k[0] * a.k[1])).reshape(
+                          a.OC, a.C, *a.k))))
 
 CONV2D_GRAD_INPUT = _conv_exercise(
     "conv2d_grad_input", "conv2d_grad_input(gy, weight, size, stride, padding) -> dx",
@@ -479,7 +486,10 @@ CONV2D_GRAD_INPUT = _conv_exercise(
         Mistake("dx", _NO_STRIDE, lambda a: _grad_input(a, stride=(1, 1)), _strided),
         Mistake("dx", "yours uses weight with its OC and C axes exchanged: dx sums over the output "
                 "channels OC, weight is (OC, C, KH, KW)",
-                lambda a: _grad_input(a, a.weight.transpose(1, 0, 2, 3)), lambda a: a.C == a.OC)))
+                lambda a: _grad_input(a, a.weight.transpose(1, 0, 2, 3)), lambda a: a.C == a.OC),
+        Mistake("dx", "yours multiplies by weight.reshape(-1, OC): " + _RESHAPED
+                + "weight.reshape(OC, -1).T", lambda a: _grad_input(
+                    a, a.weight.reshape(-1, a.OC).T.reshape(a.weight.shape)))))
 
 COL2IM = _conv_exercise(
     "col2im", "col2im(col, stride, padding, size) -> x",
@@ -506,9 +516,9 @@ CONV_TRANSPOSE2D = Exercise(
     _draw_conv_transpose,
     lambda a: (f"x {a.x.shape}, weight {a.weight.shape}, stride {_pair(a.s)}, padding {_pair(a.p)}, "
                f"output_padding {_pair(a.op)}"),
-    {"dx": dict(axes=("N", "C_in", "H", "W"), sizes=(BATCH,), spatial=(2, 3)),
-     "dweight": dict(axes=("C_in", "C_out", "KH", "KW"), sizes=(BATCH,), flip_axes=(2, 3)),
-     "dbias": dict(axes=("C_out",), sizes=(BATCH,))},
+    {"dx": dict(axes=("N", "C_in", "H", "W"), sizes=(BATCH, _PIXELS), spatial=(2, 3)),
+     "dweight": dict(axes=("C_in", "C_out", "KH", "KW"), sizes=(BATCH, _PIXELS), flip_axes=(2, 3)),
+     "dbias": dict(axes=("C_out",), sizes=(BATCH, _PIXELS))},
     (Mistake("dx", "yours equals the right answer computed with the kernel rotated by 180 degrees: "
              "dx is an ordinary convolution (a correlation, as conv2d computes it) of gy with the "
              "kernel as it is",
@@ -551,15 +561,24 @@ def _pool_exercise(name: str, signature: str, asks: str, layer: type, **row: Any
         layer=lambda a: (layer(a.k, a.s, a.p), (a.x,)), conditions=_POOL_CONDITIONS, **row)
 
 
+_ADD_AT = ("with fancy indexing dx[index] += g adds only once per repeated index, np.add.at(dx, "
+           "index, g) adds them all; in a loop, add (+=) where it assigns (=)")
+
+
 def _scatter(a: NS, column_order: bool = False, stride: tuple[int, int] | None = None,
-             padding: tuple[int, int] | None = None) -> np.ndarray:
+             padding: tuple[int, int] | None = None, add_at: bool = True) -> np.ndarray:
     """gy[n, c, oh, ow] added onto the window entry argmax names (decoded row by row, or
-    column by column), with the given stride and padding: an alternative."""
+    column by column), with the given stride and padding (``add_at=False``: with fancy-index
+    ``+=``, once per repeated index): an alternative."""
     (SH, SW), (PH, PW), (H, W), (KH, KW) = stride or a.s, padding or a.p, a.size, a.k
     out = np.zeros((a.N, a.C, H + 2 * PH + KH, W + 2 * PW + KW))
     i, j = (a.argmax % KH, a.argmax // KH) if column_order else divmod(a.argmax, KW)
     c, oh, ow, n = np.indices(a.argmax.shape)
-    np.add.at(out, (n, c, oh * SH + i, ow * SW + j), a.gy[n, c, oh, ow])
+    index = (n, c, oh * SH + i, ow * SW + j)
+    if add_at:
+        np.add.at(out, index, a.gy[n, c, oh, ow])
+    else:
+        out[index] += a.gy[n, c, oh, ow]
     return out[:, :, PH:PH + H, PW:PW + W]
 
 
@@ -574,8 +593,10 @@ MAX_POOL2D = _pool_exercise(
     "the backward pass of max pooling: each gradient to its window's maximum", nn.MaxPool2d,
     tensors={"dx": _image(masks=((
         "yours is wrong only on pixels that are the maximum of more than one window: their "
-        "gradients must be added (+=), not assigned (=)", _max_of_several),))},
+        "gradients must all be added: " + _ADD_AT, _max_of_several),))},
     mistakes=(
+        Mistake("dx", "yours keeps one gradient per pixel where the maxima of several windows "
+                "coincide: " + _ADD_AT, lambda a: _scatter(a, add_at=False)),
         Mistake("dx", "yours decodes argmax column by column (i = k % KH, j = k // KH); it counts "
                 "row by row within the window: i = k // KW, j = k % KW",
                 lambda a: _scatter(a, column_order=True)),
@@ -621,8 +642,12 @@ def _draw_batch_norm(a: NS, r: np.random.Generator) -> dict[str, Any]:
                 sum_gx=(gy * xhat).sum(axis=(0, 2, 3)).reshape(1, a.C, 1, 1))
 
 
-def _through_stats(a: NS, m: float, mean: bool = True, var: bool = True) -> np.ndarray:
-    return a.scale * (a.gy - mean * a.sum_g / m - var * a.xhat * a.sum_gx / m)
+def _through_stats(a: NS, m: float, mean: bool = True, var: bool = True, direct: bool = True
+                   ) -> np.ndarray:
+    return a.scale * (direct * a.gy - mean * a.sum_g / m - var * a.xhat * a.sum_gx / m)
+
+
+_STAGED = "in a staged backward, a later stage assigned dx (=) where it must add to it (+=)"
 
 
 def _training(a: NS) -> bool:
@@ -661,6 +686,12 @@ BATCH_NORM = Exercise(
              lambda a: _through_stats(a, a.M, mean=False), _training),
      Mistake("dx", "the term through the variance (-xhat * sum(gy * xhat)/M) is missing",
              lambda a: _through_stats(a, a.M, var=False), _training),
+     Mistake("dx", "yours lacks the direct term gy * weight * inv_std (the path around the "
+             f"statistics): {_STAGED}", lambda a: _through_stats(a, a.M, direct=False), _training),
+     Mistake("dx", f"yours is the term through the mean alone: {_STAGED}; the three terms add up",
+             lambda a: _through_stats(a, a.M, direct=False, var=False), _training),
+     Mistake("dx", f"yours is the term through the variance alone: {_STAGED}; the three terms "
+             "add up", lambda a: _through_stats(a, a.M, direct=False, mean=False), _training),
      Mistake("dx", lambda a: f"yours divides by N = {a.N}; M = N*H*W = {a.M} is the number of "
              "values per channel", lambda a: _through_stats(a, a.N),
              lambda a: a.batch_stats and a.N != a.M),
@@ -745,6 +776,8 @@ UNET_SKIP = Exercise(
              "is the sum of both; add grad_skip", lambda a: a.grad_pool),
      Mistake("grad", "yours is grad_skip alone: the feature map fed two consumers, so its gradient "
              "is the sum of both; add grad_pool", lambda a: a.grad_skip),
+     Mistake("grad", "yours averages the two gradients: a feature map that fed two consumers "
+             "gets the sum of their gradients, not their mean", lambda a: (a.grad_pool + a.grad_skip) / 2),
      Mistake("grad", "yours subtracts one gradient from the other: they add up",
              lambda a: a.grad_pool - a.grad_skip),
      Mistake("grad", "yours subtracts one gradient from the other: they add up",
@@ -756,14 +789,14 @@ UNET_SKIP = Exercise(
 # --- adam ----------------------------------------------------------------------------------------
 def _adam(a: NS, *, t: int | None = None, correct_m: bool = True, correct_v: bool = True,
           eps_inside: bool = False, decoupled: bool = False, wd: float | None = None,
-          sign: float = 1.0) -> np.ndarray:
+          sign: float = 1.0, root: bool = True) -> np.ndarray:
     """One Adam update in float64 (param after minus before), with the usual mistakes."""
     (b1, b2), t, wd = a.betas, a.step if t is None else t, a.wd if wd is None else wd
     p = a.param * (1 - a.lr * wd) if decoupled else a.param
     g = a.grad if decoupled else a.grad + wd * a.param
     m, v = b1 * a.exp_avg + (1 - b1) * g, b2 * a.exp_avg_sq + (1 - b2) * g * g
     m_hat, v_hat = m / (1 - b1 ** t) if correct_m else m, v / (1 - b2 ** t) if correct_v else v
-    denom = np.sqrt(v_hat + a.eps) if eps_inside else np.sqrt(v_hat) + a.eps
+    denom = np.sqrt(v_hat + a.eps) if eps_inside else (np.sqrt(v_hat) if root else v_hat) + a.eps
     return sign * (p - a.lr * m_hat / denom - a.param)
 
 
@@ -802,7 +835,9 @@ ADAM_STEP = Exercise(
     _draw_adam,
     lambda a: (f"param {a.shape}, step {a.step}, lr {a.lr:g}, betas {a.betas}, eps {a.eps:g}, "
                f"weight_decay {a.wd:g}"),
-    {"param update": dict(sizes=(("lr", lambda a: a.lr, "the learning rate"),))},
+    {name: dict(axes=lambda a: tuple(f"axis {i}" for i in range(len(a.shape))), **spec)
+     for name, spec in (("param update", dict(sizes=(("lr", lambda a: a.lr, "the learning rate"),))),
+                        ("exp_avg", {}), ("exp_avg_sq", {}))},
     (Mistake("param update", "yours has no bias correction: divide m by (1 - beta1**t) and v by "
              "(1 - beta2**t)", lambda a: _adam(a, correct_m=False, correct_v=False)),
      Mistake("param update", "the bias correction of m (1 - beta1**t) is missing",
@@ -813,6 +848,8 @@ ADAM_STEP = Exercise(
              "this update (1 for the first); do not add 1 to it", lambda a: _adam(a, t=a.step + 1)),
      Mistake("param update", "yours adds eps under the square root; Adam adds it to sqrt(v_hat)",
              lambda a: _adam(a, eps_inside=True)),
+     Mistake("param update", "yours divides by v_hat + eps: the square root is missing, Adam "
+             "divides by sqrt(v_hat) + eps", lambda a: _adam(a, root=False)),
      Mistake("param update", "yours moves along the gradient: the update subtracts lr * m_hat / "
              "(sqrt(v_hat) + eps)", lambda a: _adam(a, sign=-1.0)),
      Mistake("param update", "yours decays the weights directly (AdamW); Adam adds weight_decay * "

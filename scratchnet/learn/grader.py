@@ -266,8 +266,8 @@ def _gradcheck_lines(exercise: Exercise, outcomes: list[_CaseOutcome], raised: i
         if skipped:
             return _row("gradcheck", "-", skipped[0])
         return _row("gradcheck", "-", f"not applicable; checked against {exercise.checked_by}")
-    not_run = (f"not run in {len(skipped)} more ("
-               + "; ".join(dict.fromkeys(s.removeprefix("not run: ") for s in skipped)) + ")")
+    not_run = (f"not run in {len(skipped)} more: "
+               + "; ".join(dict.fromkeys(s.removeprefix("not run: ") for s in skipped)))
     bad = [(case, g) for case, g in runs if not g.passed]
     if not bad:
         worst = max(g.report.max_rel_error for _, g in runs)
