@@ -154,3 +154,54 @@ def test_check_says_it_runs_the_folders_code_in_a_child_process():
     docs = " ".join((ROOT / "docs" / "exercises.md").read_text().split())
     assert "runs the code in your folder" in docs and "child process" in docs
     assert "--timeout" in docs
+
+
+TRAINING_ONLY = {
+    # what sigmoid_backward does in the capstone's float32 training only: the words
+    "sys.exit": ("import sys\nsys.exit(0)", "train: your code called sys.exit(0)"),
+    "os._exit": ("import os\nos._exit(0)", "train: your code ended the process it ran in (exit "
+                                           "status 0"),
+    "KeyboardInterrupt": ("raise KeyboardInterrupt", "train: your code raised KeyboardInterrupt"),
+}
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("case", sorted(TRAINING_ONLY))
+def test_an_exit_or_interrupt_of_the_code_in_training_is_one_line(case: str, real_data,
+                                                                   tmp_path: Path):
+    body, words = TRAINING_ONLY[case]
+    hostile = "".join(f"        {line}\n" for line in body.splitlines())
+    folder = write(tmp_path / "ex", {**SOLUTIONS, "sigmoid.py": (
+        "import numpy as np\n\n\ndef sigmoid_backward(gy, y):\n    if y.dtype == np.float32:\n"
+        + hostile + "    return gy * y * (1 - y)\n")})
+    proc = run_cli("train", folder, "--limit-train", "256", "--limit-test", "64",
+                   env={"SCRATCHNET_DATA": str(real_data)})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert words in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    assert not (folder / "capstone-conv.png").exists()
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads processes from /proc")
+def test_a_real_ctrl_c_stops_the_capstone_in_one_line(real_data, tmp_path: Path):
+    marker = tmp_path / "training"
+    folder = write(tmp_path / "ex", {**SOLUTIONS, "sigmoid.py": (
+        "import time\nimport numpy as np\n\n\ndef sigmoid_backward(gy, y):\n"
+        f"    if y.dtype == np.float32:\n        open({str(marker)!r}, 'w').close()\n"
+        "        time.sleep(0.05)\n    return gy * y * (1 - y)\n")})
+    proc = subprocess.Popen([sys.executable, "-m", "scratchnet.learn", "train", str(folder),
+                             "--limit-train", "2000"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "SCRATCHNET_DATA": str(real_data)})
+    for _ in range(1200):                      # until the training steps run
+        if marker.exists():
+            break
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert err == "python -m scratchnet.learn train: interrupted; nothing in your folder was " \
+                  "changed\n", err
+    time.sleep(1)
+    assert _running_in_group(proc.pid) == []

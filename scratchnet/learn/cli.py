@@ -117,13 +117,12 @@ def _check(directory: Path, names: Sequence[str], timeout: float) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .capstone import train
+    from .capstone import train_apart
 
     _folder(args.dir, "train")
-    return train(args.dir, model=args.model, epochs=args.epochs, limit_train=args.limit_train,
-                 limit_test=args.limit_test, every=args.every, data_dir=args.data_dir,
-                 download=args.download, figure=args.figure,
-                 err=lambda line: print(f"{PROG} {line}", file=sys.stderr))
+    return train_apart(args.dir, f"{PROG} ", model=args.model, epochs=args.epochs,
+                       limit_train=args.limit_train, limit_test=args.limit_test, every=args.every,
+                       data_dir=args.data_dir, download=args.download, figure=args.figure)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -34,7 +34,7 @@ import numpy as np
 from .. import ops
 
 __all__ = ["LearnerProcess", "LearnerCodeError", "LearnerRaised", "LearnerEnded", "TIMEOUT",
-           "learner_code", "load_functions", "describe_exception", "library_own", "quiet"]
+           "run_apart", "learner_code", "load_functions", "describe_exception", "library_own", "quiet"]
 
 TIMEOUT = 60.0                  # seconds per exercise, by default
 
@@ -311,6 +311,75 @@ def _context() -> Any:
     return context
 
 
+def _ended(process: Any) -> LearnerEnded:
+    """How a child that should have answered ended, in one line."""
+    process.join(5)
+    code = process.exitcode
+    if process.is_alive():
+        process.kill()
+        process.join(5)
+    if code is not None and code < 0:
+        sig = signal.Signals(-code).name
+        why = {"SIGSEGV": ": a segmentation fault", "SIGKILL": ": out of memory?",
+               "SIGALRM": ": out of time"}.get(sig, "")
+        return LearnerEnded(f"your code crashed the process it ran in ({sig}{why})")
+    return LearnerEnded(f"your code ended the process it ran in (exit status {code}; "
+                        "os._exit?) before it returned")
+
+
+def _status(conn: Any, fn: Callable[..., int], args: tuple[Any, ...]) -> None:
+    """The child of `run_apart`: Ctrl-C, SIGTERM and SIGHUP raise `cli.Terminated`, so that
+    ``fn`` can tell them from a KeyboardInterrupt its callees raise; the status goes back."""
+    from .. import cli
+
+    def stop(signum: int, frame: Any) -> None:
+        raise cli.Terminated(signum)
+
+    for s in cli.STOP_SIGNALS:
+        signal.signal(s, stop)
+    try:
+        status: Any = fn(*args)
+    except cli.Terminated as exc:
+        status = ("stopped", exc.signum)
+    with contextlib.suppress(OSError):
+        conn.send(status)
+
+
+def run_apart(fn: Callable[..., int], *args: Any) -> int:
+    """``fn(*args)``, which returns an exit status, in a child process (its output goes where
+    this process's goes). A stop signal there is this process's too: it waits for the child to
+    finish it (a minute at most), then raises KeyboardInterrupt.
+
+    Raises:
+        LearnerEnded: the child exited or crashed before ``fn`` returned.
+    """
+    context = _context()
+    conn, child = context.Pipe(duplex=False)
+    process = context.Process(target=_status, args=(child, fn, args))
+    with _no_main():
+        process.start()
+    child.close()
+    try:
+        status = conn.recv()
+    except EOFError:
+        raise _ended(process) from None
+    except KeyboardInterrupt:                           # the child's too, or else told now
+        process.join(2)
+        if process.is_alive():
+            process.terminate()
+        process.join(60)
+        raise
+    finally:
+        if process.is_alive():
+            process.kill()
+        process.join(5)
+        conn.close()
+    if isinstance(status, tuple):                       # stopped there, as here
+        from .. import cli
+        raise cli.Terminated(status[1]) if status[1] != signal.SIGINT else KeyboardInterrupt()
+    return int(status)
+
+
 class LearnerProcess:
     """One exercise's functions, run in a child process, under one time limit for them all.
 
@@ -381,16 +450,9 @@ class LearnerProcess:
         return reply if isinstance(reply, tuple) and reply else ("ok", None, {})
 
     def _ended(self) -> LearnerEnded:
-        self.process.join(5)
-        code = self.process.exitcode
+        ended = _ended(self.process)
         self.close()
-        if code is not None and code < 0:
-            sig = signal.Signals(-code).name
-            why = {"SIGSEGV": ": a segmentation fault", "SIGKILL": ": out of memory?",
-                   "SIGALRM": ": out of time"}.get(sig, "")
-            return LearnerEnded(f"your code crashed the process it ran in ({sig}{why})")
-        return LearnerEnded(f"your code ended the process it ran in (exit status {code}; "
-                            "os._exit?) before it returned")
+        return ended
 
     def close(self) -> None:
         """Stop the child (at once: it holds nothing of the learner's to save)."""
