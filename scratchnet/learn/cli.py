@@ -98,20 +98,23 @@ def _folder(directory: Path, command: str) -> None:
                           "new` wrote")
 
 
-def _check(directory: Path, names: Sequence[str], timeout: float) -> int:
+def _check(directory: Path, names: Sequence[str], timeout: float, hint: int = 0) -> int:
     from .grader import format_result, format_summary, grade_exercise
 
     unknown = [n for n in names if n not in EXERCISES]
     if unknown:
         raise _UsageError(f"check: unknown exercise {unknown[0]!r}; expected one of "
                           f"{', '.join(EXERCISES)}")
+    if hint and not names:
+        raise _UsageError(f"check: --hint needs the exercise to hint at: {PROG} check "
+                          f"{directory} NAME --hint {hint}")
     _folder(directory, "check")
     chosen = list(dict.fromkeys(names)) or list(EXERCISES)
     results = []
     for name in chosen:
         result = grade_exercise(EXERCISES[name], directory, timeout)
         results.append(result)
-        print(format_result(result), flush=True)
+        print(format_result(result, hint), flush=True)
     print(format_summary(results))
     return 0 if all(r.passed for r in results) else 1
 
@@ -152,6 +155,9 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"exercises to grade (default: all): {', '.join(EXERCISES)}")
     p.add_argument("--timeout", type=cli.positive_float, default=TIMEOUT, metavar="SECONDS",
                    help=f"the time one exercise's code may take in all (default: {TIMEOUT:g})")
+    p.add_argument("--hint", type=int, choices=(1, 2, 3), default=0, metavar="1|2|3",
+                   help="after the report of each exercise named, its hints up to this level: 1 "
+                        "the shapes, 2 the idea, 3 the formula")
     from .capstone import COMPARE, RECIPES
 
     defaults = "; ".join(f"{name}: {r.limit_train:,} images, {r.epochs} epoch{'s' * (r.epochs > 1)}"
@@ -200,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "new":
                 return _new(args.dir)
             if args.command == "check":
-                return _check(args.dir, args.names, args.timeout)
+                return _check(args.dir, args.names, args.timeout, args.hint)
             return _train(args)
     except _UsageError as exc:
         print(f"{PROG} {exc}", file=sys.stderr)

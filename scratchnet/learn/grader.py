@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterable
 
 from ..gradcheck import GradcheckError, GradcheckReport, gradcheck
 from .diagnose import NO_PATTERN, Comparison, compare
-from .exercises import EXERCISES, Case, Exercise, StructureError, learner_overrides
+from .exercises import (EXERCISES, HINT_LEVELS, Case, Exercise, StructureError,
+                        learner_overrides)
 from .learner import (TIMEOUT, LearnerCodeError, LearnerEnded, LearnerProcess, LearnerRaised,
                       describe_exception, learner_code, load_functions, quiet)
 
@@ -300,12 +301,15 @@ def _pattern_lines(exercise: Exercise, outcomes: list[_CaseOutcome], raised: lis
     return []
 
 
-def format_result(result: ExerciseResult) -> str:
-    """The report of one exercise: a header line, then one line per tensor and check."""
+def format_result(result: ExerciseResult, hint: int = 0) -> str:
+    """The report of one exercise: a header line, then one line per tensor and check (and
+    the exercise's hints up to level ``hint``)."""
     ex = result.exercise
     head = (f"{ex.name}: {result.status}  ({', '.join(ex.functions)} in {result.path}; "
             f"explained in {ex.chapter})")
-    return "\n".join([head, *result.lines])
+    hints = [line for level, text in enumerate(ex.hints[:hint], 1) for line in _row(
+        f"hint {level}", "", f"({HINT_LEVELS[level - 1]}) {text}")]
+    return "\n".join([head, *result.lines, *hints])
 
 
 def format_summary(results: list[ExerciseResult]) -> str:
