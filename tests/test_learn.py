@@ -686,6 +686,7 @@ def test_a_learner_exception_points_at_the_learners_file_and_line(tmp_path: Path
     (["check", "{tmp}/nowhere"], "folder {tmp}/nowhere does not exist"),
     (["check", "{tmp}", "linear", "lineaar"], "unknown exercise 'lineaar'"),
     (["check", "{tmp}/file"], "{tmp}/file is not a folder"),
+    (["check", "{tmp}", "--timeout", "0"], "expected a finite number > 0, got '0'"),
     (["check"], "the following arguments are required: DIR"),
     (["train", "{tmp}/nowhere"], "folder {tmp}/nowhere does not exist"),
     (["train", "{tmp}", "--every", "0"], "expected a positive integer"),

@@ -100,27 +100,22 @@ def grade_exercise(exercise: Exercise, directory: Path, timeout: float = TIMEOUT
                         result.status = NOT_WRITTEN
                         result.lines = [f"  {exc.stub} still raises NotImplementedError"
                                         + (f"; the stub's hint: {exc.hint}" if exc.hint else "")]
-                        return _timed(result, t0)
+                        return result
                     errors.append((case, exc.lines, "in configuration"))
                 except StructureError as exc:
                     errors.append((case, [str(exc)], "in configuration"))
+        raised = [c for c, _, where in errors if where == "in configuration"]
+        result.lines = _error_lines(errors, len(raised) + len(outcomes)) + _report(
+            exercise, outcomes, raised)
+        result.status = PASS if all(o.passed for o in outcomes) and not errors else FAIL
     except LearnerCodeError as exc:
         result.status, result.lines = NOT_WRITTEN if exc.not_written else FAIL, _indent(exc.lines)
         result.note = exc.lines[0] if "the library's own" in exc.lines[0] else ""
-        return _timed(result, t0)
     except LearnerEnded as exc:
         where = f"; in configuration: {case.describe}" if case is not None else ""
         result.status, result.lines = FAIL, _indent([f"{exc}{where}"])
-        return _timed(result, t0)
-    raised = [c for c, _, where in errors if where == "in configuration"]
-    result.lines = _error_lines(errors, len(raised) + len(outcomes)) + _report(
-        exercise, outcomes, raised)
-    result.status = PASS if all(o.passed for o in outcomes) and not errors else FAIL
-    return _timed(result, t0)
-
-
-def _timed(result: ExerciseResult, t0: float) -> ExerciseResult:
-    result.seconds = time.perf_counter() - t0
+    finally:
+        result.seconds = time.perf_counter() - t0
     return result
 
 

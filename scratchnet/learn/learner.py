@@ -238,11 +238,6 @@ def _serve(conn: Any, folder: str, name: str, seconds: float) -> None:
     """The child: import the exercise's file, then run its functions on what it is sent (and
     end quietly when the grader is gone)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C: the grader's, not the child's
-    with contextlib.suppress(OSError, EOFError):
-        _answer(conn, Path(folder), name, seconds)
-
-
-def _answer(conn: Any, directory: Path, name: str, seconds: float) -> None:
     if hasattr(signal, "SIGALRM"):                      # an orphaned child still ends
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.alarm(int(seconds) + 30)
@@ -251,7 +246,8 @@ def _answer(conn: Any, directory: Path, name: str, seconds: float) -> None:
     def reply(*message: Any) -> None:
         conn.send_bytes(pickle.dumps(message))
 
-    with learner_code(directory):
+    directory = Path(folder)
+    with learner_code(directory), contextlib.suppress(OSError, EOFError):
         try:
             fns = load_functions(directory, EXERCISES[name])
         except LearnerCodeError as exc:
