@@ -438,30 +438,20 @@ def _shift_slices(d: int, n: int) -> tuple[slice, slice]:
 
 def _confined(y: np.ndarray, e: np.ndarray, close: np.ndarray, ctx: Context) -> list[str]:
     wrong = ~close
-    out = []
     if ctx.spatial is not None and any(ctx.padding):
-        h, w = ctx.spatial
-        ph, pw = ctx.padding
-        border = np.zeros(y.shape, dtype=bool)
-        index_h = [slice(None)] * y.ndim
-        index_w = [slice(None)] * y.ndim
-        if ph:
-            for part in (slice(0, ph), slice(y.shape[h] - ph, y.shape[h])):
-                index_h[h] = part
-                border[tuple(index_h)] = True
-        if pw:
-            for part in (slice(0, pw), slice(y.shape[w] - pw, y.shape[w])):
-                index_w[w] = part
-                border[tuple(index_w)] = True
+        (ph, pw), border = ctx.padding, np.zeros(y.shape, dtype=bool)
+        for axis, p in zip(ctx.spatial, ctx.padding):
+            index = [slice(None)] * y.ndim
+            for part in (slice(0, p), slice(y.shape[axis] - p, None)) if p else ():
+                index[axis] = part
+                border[tuple(index)] = True
         if (~border).any() and not (wrong & ~border).any():
-            out.append(f"yours is wrong only on border pixels (the outer {ph} row(s) and {pw} "
-                       f"column(s), where the padding of ({ph}, {pw}) reaches): the padding is "
-                       "handled wrongly (padded entries added onto real pixels, or an offset "
-                       "by the padding missing)")
-            return out
+            return [f"yours is wrong only on border pixels (the outer {ph} row(s) and {pw} "
+                    f"column(s), where the padding of ({ph}, {pw}) reaches): the padding is "
+                    "handled wrongly (padded entries added onto real pixels, or an offset by the "
+                    "padding missing)"]
     for words, mask in ctx.masks:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape == y.shape and (~mask).any() and mask.any() and not (wrong & ~mask).any():
-            out.append(words)
-            return out
-    return out
+            return [words]
+    return []

@@ -344,12 +344,12 @@ LINEAR = Exercise(
              "weight", lambda a: a.gy @ a.weight.T, lambda a: a.I == a.O),
      *_sample_mistakes("dweight", lambda a, g: g.T @ a.x),
      *_sample_mistakes("dbias", lambda a, g: g.sum(axis=0))),
-    hints=("dx has x's shape (N, in), dweight weight's (out, in), dbias (out,): each is gy (N,"
-            ' out) combined with one other array so that exactly those axes remain',
-           'differentiate y[n, o] = sum_i x[n, i] * weight[o, i] + bias[o] for one entry of x,'
-            ' of weight and of bias; weight and bias serve every sample, so their gradients sum'
-            ' over n',
-           'dx = gy @ weight, dweight = gy.T @ x, dbias = gy.sum(axis=0)'),
+    hints=("dx has x's shape (N, in), dweight weight's (out, in), dbias (out,): each is gy (N, "
+           "out) combined with one other array so that exactly those axes remain",
+           "differentiate y[n, o] = sum_i x[n, i] * weight[o, i] + bias[o] for one entry of x, "
+           "of weight and of bias; weight and bias serve every sample, so their gradients sum "
+           "over n",
+           "dx = gy @ weight, dweight = gy.T @ x, dbias = gy.sum(axis=0)"),
     layer=lambda a: (_with(nn.Linear(a.I, a.O), weight=a.weight, bias=a.bias), (a.x,)),
     conditions=(("batch > 1", lambda c: c["N"] > 1,
                  "the sum over the batch: every sample adds its own contribution"),
@@ -374,10 +374,10 @@ RELU = Exercise(
              "not x", lambda a: a.gy * a.x * (a.x > 0)),
      Mistake("dx", "yours keeps gy where x <= 0: the mask is inverted", lambda a: a.gy * (a.x <= 0))),
     layer=lambda a: (nn.ReLU(), (a.x,)),
-    hints=('dx has the shape of x and gy: entry by entry, no sum',
-           'the derivative of max(x, 0) is a step, 1 where x > 0 and 0 elsewhere; the chain '
-            'rule multiplies gy by it',
-           'dx = gy * (x > 0)'))
+    hints=("dx has the shape of x and gy: entry by entry, no sum",
+           "the derivative of max(x, 0) is a step, 1 where x > 0 and 0 elsewhere; the chain rule"
+           " multiplies gy by it",
+           "dx = gy * (x > 0)"))
 
 
 def _draw_sigmoid(a: NS, r: np.random.Generator) -> dict[str, Any]:
@@ -402,10 +402,10 @@ SIGMOID = Exercise(
      Mistake("dx", "the factor (1 - y) is missing: dy/dx = y * (1 - y)", lambda a: a.gy * a.y),
      Mistake("dx", "the factor y is missing: dy/dx = y * (1 - y)", lambda a: a.gy * (1 - a.y))),
     layer=lambda a: (nn.Sigmoid(), (a.x,)),
-    hints=('dx has the shape of y: entry by entry, no sum',
-           'd sigmoid(x) / dx = sigmoid(x) * (1 - sigmoid(x)), and y is sigmoid(x) already; '
-            'the chain rule multiplies gy by it',
-           'dx = gy * y * (1 - y)'))
+    hints=("dx has the shape of y: entry by entry, no sum",
+           "d sigmoid(x) / dx = sigmoid(x) * (1 - sigmoid(x)), and y is sigmoid(x) already; the "
+           "chain rule multiplies gy by it",
+           "dx = gy * y * (1 - y)"))
 
 
 def _draw_mse(a: NS, r: np.random.Generator) -> dict[str, Any]:
@@ -429,11 +429,11 @@ MSE = Exercise(
      Mistake("dpred", lambda a: f"yours leaves out grad_output (dL/dloss, here {a.grad_output:.4g}): "
              "multiply by it; it is 1.0 only at the end of the chain", lambda a: 2 * a.diff / a.M)),
     layer=lambda a: (nn.MSELoss(), (a.pred, a.target)),
-    hints=('dpred has the shape of diff; grad_output is one number; the mean runs over M = '
-            'diff.size entries',
-           'loss = (1/M) * sum_k diff[k]**2 and d diff / d pred = 1: differentiate one term of'
-            ' the sum, then multiply by grad_output (the chain rule)',
-           'dpred = grad_output * 2 * diff / diff.size'))
+    hints=("dpred has the shape of diff; grad_output is one number; the mean runs over M = "
+           "diff.size entries",
+           "loss = (1/M) * sum_k diff[k]**2 and d diff / d pred = 1: differentiate one term of "
+           "the sum, then multiply by grad_output (the chain rule)",
+           "dpred = grad_output * 2 * diff / diff.size"))
 
 
 # --- convolution ---------------------------------------------------------------------------------
@@ -493,14 +493,13 @@ CONV2D_GRAD_WEIGHT = _conv_exercise(
     "conv2d_grad_weight", "conv2d_grad_weight(gy, col) -> dweight",
     "the weight gradient of a convolution from its im2col matrix",
     tensors={"dweight": dict(axes=("OC", "C", "KH", "KW"), flip_axes=(2, 3), sizes=(BATCH, _PIXELS))},
-    hints=('dweight is (OC, C, KH, KW), gy (N, OC, OH, OW), col (C, KH, KW, OH, OW, N) with '
-            'the batch axis last: the sum runs over n, oh and ow, which gy and col order '
-            'differently',
-           "bring gy to (OC, OH, OW, N) so that its positions line up with col's, flatten both"
-            ' to matrices with L = OH*OW*N columns, take one matrix product, reshape it to (OC,'
-            ' C, KH, KW)',
-           'g = gy.transpose(1, 2, 3, 0).reshape(OC, -1); dweight = (g @ col.reshape(C*KH*KW, '
-            '-1).T).reshape(OC, C, KH, KW)'),
+    hints=("dweight is (OC, C, KH, KW), gy (N, OC, OH, OW), col (C, KH, KW, OH, OW, N) with the "
+           "batch axis last: the sum runs over n, oh and ow, which gy and col order differently",
+           "bring gy to (OC, OH, OW, N) so that its positions line up with col's, flatten both "
+           "to matrices with L = OH*OW*N columns, take one matrix product, reshape it to (OC, C,"
+           " KH, KW)",
+           "g = gy.transpose(1, 2, 3, 0).reshape(OC, -1); dweight = (g @ col.reshape(C*KH*KW, "
+           "-1).T).reshape(OC, C, KH, KW)"),
     mistakes=(*_sample_mistakes("dweight", lambda a, g: F.conv2d_grad_weight(g, a.col)),
               Mistake("dweight", "yours multiplies by col.reshape(-1, C*KH*KW): " + _RESHAPED
                       + "col.reshape(C*KH*KW, -1).T", lambda a: (a.gy.transpose(1, 2, 3, 0).reshape(
@@ -510,13 +509,13 @@ CONV2D_GRAD_WEIGHT = _conv_exercise(
 CONV2D_GRAD_INPUT = _conv_exercise(
     "conv2d_grad_input", "conv2d_grad_input(gy, weight, size, stride, padding) -> dx",
     "the input gradient of a convolution", tensors={"dx": _CONV_IMAGE},
-    hints=('dx is (N, C, H, W); the way there is dcol, the gradient of col: (C, KH, KW, OH, '
-            'OW, N), the batch axis last, as im2col lays it out',
-           'forward was y = weight (as OC x C*KH*KW) @ col (as C*KH*KW x OH*OW*N): the '
-            'gradient of the right factor of a product is the left one transposed times the '
-            'upstream gradient; then col2im adds dcol back onto the pixels',
-           'g = gy.transpose(1, 2, 3, 0).reshape(OC, -1); dcol = (weight.reshape(OC, -1).T @ '
-            'g).reshape(C, KH, KW, OH, OW, N); dx = col2im(dcol, stride, padding, size)'),
+    hints=("dx is (N, C, H, W); the way there is dcol, the gradient of col: (C, KH, KW, OH, OW, "
+           "N), the batch axis last, as im2col lays it out",
+           "forward was y = weight (as OC x C*KH*KW) @ col (as C*KH*KW x OH*OW*N): the gradient "
+           "of the right factor of a product is the left one transposed times the upstream "
+           "gradient; then col2im adds dcol back onto the pixels",
+           "g = gy.transpose(1, 2, 3, 0).reshape(OC, -1); dcol = (weight.reshape(OC, -1).T @ "
+           "g).reshape(C, KH, KW, OH, OW, N); dx = col2im(dcol, stride, padding, size)"),
     mistakes=(
         Mistake("dx", "yours equals the right answer computed with the kernel rotated by 180 "
                 "degrees: written as a full correlation of gy, dx needs the kernel rotated; yours "
@@ -534,16 +533,15 @@ COL2IM = _conv_exercise(
     "col2im", "col2im(col, stride, padding, size) -> x",
     "the adjoint of im2col: add every column entry back onto its pixel", own_col=True,
     describe=lambda a: f"col {a.col.shape}, stride {_pair(a.s)}, padding {_pair(a.p)}, size {a.size}",
-    hints=('col is (C, KH, KW, OH, OW, N), the batch axis last; x is (N, C, H, W): fill a '
-            'padded image (a little larger than (N, C, H + 2*PH, W + 2*PW) is handy) and crop '
-            'it at the end',
-           'for each kernel offset (i, j), col[:, i, j] is the (C, OH, OW, N) block im2col '
-            'read from the strided slice x_padded[:, :, i : i + SH*OH : SH, j : j + SW*OW : '
-            'SW]; add it back there (batch axis first); where windows overlap the entries add '
-            'up',
-           'xp = zeros((N, C, H + 2*PH + KH, W + 2*PW + KW)); for every i, j: xp[:, :, i:i + '
-            'SH*OH:SH, j:j + SW*OW:SW] += col[:, i, j].transpose(3, 0, 1, 2); x = xp[:, :, '
-            'PH:PH + H, PW:PW + W]'),
+    hints=("col is (C, KH, KW, OH, OW, N), the batch axis last; x is (N, C, H, W): fill a padded"
+           " image (a little larger than (N, C, H + 2*PH, W + 2*PW) is handy) and crop it at the"
+           " end",
+           "for each kernel offset (i, j), col[:, i, j] is the (C, OH, OW, N) block im2col read "
+           "from the strided slice x_padded[:, :, i : i + SH*OH : SH, j : j + SW*OW : SW]; add "
+           "it back there (batch axis first); where windows overlap the entries add up",
+           "xp = zeros((N, C, H + 2*PH + KH, W + 2*PW + KW)); for every i, j: xp[:, :, i:i + "
+           "SH*OH:SH, j:j + SW*OW:SW] += col[:, i, j].transpose(3, 0, 1, 2); x = xp[:, :, PH:PH "
+           "+ H, PW:PW + W]"),
     tensors={"x": _CONV_IMAGE},
     mistakes=(Mistake("x", _NO_STRIDE, lambda a: F.col2im(a.col, (1, 1), a.p, a.size), _strided),))
 
@@ -575,13 +573,13 @@ CONV_TRANSPOSE2D = Exercise(
      *_sample_mistakes("dweight", lambda a, g: F.conv2d_grad_weight(a.x, F.im2col(g, a.k, a.s, a.p))),
      *_sample_mistakes("dbias", lambda a, g: g.sum(axis=(0, 2, 3)))),
     hints=("dx has x's shape (N, C_in, H, W), dweight weight's (C_in, C_out, KH, KW), dbias "
-            "(C_out,); gy (N, C_out, OH, OW) has the shape of the layer's output",
-           'a transposed convolution is the adjoint of a convolution with the same weight, '
-            'stride and padding: its input gradient is an ordinary convolution of gy, its '
-            'weight gradient pairs x with the columns of gy (im2col of gy), and dbias sums gy '
-            'over all axes but C_out',
-           'dx = conv2d(gy, weight, None, stride, padding)[0]; dweight = conv2d_grad_weight(x,'
-            ' im2col(gy, (KH, KW), stride, padding)); dbias = gy.sum(axis=(0, 2, 3))'),
+           "(C_out,); gy (N, C_out, OH, OW) has the shape of the layer's output",
+           "a transposed convolution is the adjoint of a convolution with the same weight, "
+           "stride and padding: its input gradient is an ordinary convolution of gy, its weight "
+           "gradient pairs x with the columns of gy (im2col of gy), and dbias sums gy over all "
+           "axes but C_out",
+           "dx = conv2d(gy, weight, None, stride, padding)[0]; dweight = conv2d_grad_weight(x, "
+           "im2col(gy, (KH, KW), stride, padding)); dbias = gy.sum(axis=(0, 2, 3))"),
     layer=lambda a: (_with(nn.ConvTranspose2d(a.C_in, a.C_out, a.k, a.s, a.p, a.op),
                            weight=a.weight, bias=a.bias), (a.x,)),
     conditions=_CONV_CONDITIONS)
@@ -648,15 +646,15 @@ def _max_of_several(a: NS) -> np.ndarray:
 MAX_POOL2D = _pool_exercise(
     "max_pool2d", "max_pool2d_backward(gy, argmax, kernel, stride, padding, size) -> dx",
     "the backward pass of max pooling: each gradient to its window's maximum", nn.MaxPool2d,
-    hints=('dx is (N, C, H, W), gy (N, C, OH, OW); argmax is (C, OH, OW, N), the batch axis '
-            'last, each entry k = i*KW + j a position inside its window',
-           'each gy[n, c, oh, ow] goes to one pixel, row oh*SH + i - PH and column ow*SW + j -'
-            ' PW with i, j = divmod(k, KW): fill a padded dx and crop it; a pixel that is the '
-            'maximum of several windows receives several gradients, which add up (+= in a loop,'
-            ' or np.add.at)',
-           'dxp = zeros((N, C, H + 2*PH, W + 2*PW)); c, oh, ow, n = np.indices(argmax.shape); '
-            'i, j = divmod(argmax, KW); np.add.at(dxp, (n, c, oh*SH + i, ow*SW + j), gy[n, c, '
-            'oh, ow]); dx = dxp[:, :, PH:PH + H, PW:PW + W]'),
+    hints=("dx is (N, C, H, W), gy (N, C, OH, OW); argmax is (C, OH, OW, N), the batch axis "
+           "last, each entry k = i*KW + j a position inside its window",
+           "each gy[n, c, oh, ow] goes to one pixel, row oh*SH + i - PH and column ow*SW + j - "
+           "PW with i, j = divmod(k, KW): fill a padded dx and crop it; a pixel that is the "
+           "maximum of several windows receives several gradients, which add up (+= in a loop, "
+           "or np.add.at)",
+           "dxp = zeros((N, C, H + 2*PH, W + 2*PW)); c, oh, ow, n = np.indices(argmax.shape); i,"
+           " j = divmod(argmax, KW); np.add.at(dxp, (n, c, oh*SH + i, ow*SW + j), gy[n, c, oh, "
+           "ow]); dx = dxp[:, :, PH:PH + H, PW:PW + W]"),
     tensors={"dx": _image(masks=((
         "yours is wrong only on pixels that are the maximum of more than one window: their "
         "gradients must all be added: " + _ADD_AT, _max_of_several),))},
@@ -686,13 +684,13 @@ AVG_POOL2D = _pool_exercise(
     tensors={"dx": _image(sizes=(("KH*KW", lambda a: a.k[0] * a.k[1], "the number of pixels in a "
                                   "window"),), masks=((_SHARED, lambda a: _shared(
                                       a, (a.C, *a.k, *a.gy.shape[2:], a.N))),))},
-    hints=('dx is (N, C, H, W), gy (N, C, OH, OW); every window has KH*KW pixels, padded zeros'
-            ' included',
-           'each output is the mean of its window, so every pixel of the window gets gy / '
-            '(KH*KW): for each offset (i, j) add that onto the strided slice of a padded dx, '
-            'then crop the padding',
-           'dxp = zeros((N, C, H + 2*PH + KH, W + 2*PW + KW)); for every i, j: dxp[:, :, i:i +'
-            ' SH*OH:SH, j:j + SW*OW:SW] += gy / (KH*KW); dx = dxp[:, :, PH:PH + H, PW:PW + W]'),
+    hints=("dx is (N, C, H, W), gy (N, C, OH, OW); every window has KH*KW pixels, padded zeros "
+           "included",
+           "each output is the mean of its window, so every pixel of the window gets gy / "
+           "(KH*KW): for each offset (i, j) add that onto the strided slice of a padded dx, then"
+           " crop the padding",
+           "dxp = zeros((N, C, H + 2*PH + KH, W + 2*PW + KW)); for every i, j: dxp[:, :, i:i + "
+           "SH*OH:SH, j:j + SW*OW:SW] += gy / (KH*KW); dx = dxp[:, :, PH:PH + H, PW:PW + W]"),
     mistakes=(Mistake("dx", "yours divides by the number of real (unpadded) pixels in each window; "
                       "here padded zeros count as pixels too (count_include_pad), so every window "
                       "divides by KH*KW", _counting_real_pixels, lambda a: any(a.p)),))
@@ -778,16 +776,15 @@ BATCH_NORM = Exercise(
              lambda a: a.sum_g.reshape(-1)),
      Mistake("dbias", "yours is dweight: dbias = sum of gy over N, H and W",
              lambda a: a.sum_gx.reshape(-1))),
-    hints=('dx is (N, C, H, W); dweight and dbias are (C,), sums over N, H and W (axis=(0, 2, '
-            '3)); weight and inv_std are per channel, broadcast as (1, C, 1, 1); M = N*H*W '
-            'values per channel',
-           'y = weight * xhat + bias gives dbias and dweight at once; in eval mode the '
-            'statistics are constants, so dx = gy * weight * inv_std; in training mode the mean'
-            ' and the variance depend on every x of the channel, which adds one term through '
-            'each',
-           'dbias = sum(gy), dweight = sum(gy * xhat); training: dx = weight * inv_std * (gy -'
-            ' dbias/M - xhat * dweight/M); eval: dx = weight * inv_std * gy (per channel, '
-            'shaped (1, C, 1, 1))'),
+    hints=("dx is (N, C, H, W); dweight and dbias are (C,), sums over N, H and W (axis=(0, 2, "
+           "3)); weight and inv_std are per channel, broadcast as (1, C, 1, 1); M = N*H*W values"
+           " per channel",
+           "y = weight * xhat + bias gives dbias and dweight at once; in eval mode the "
+           "statistics are constants, so dx = gy * weight * inv_std; in training mode the mean "
+           "and the variance depend on every x of the channel, which adds one term through each",
+           "dbias = sum(gy), dweight = sum(gy * xhat); training: dx = weight * inv_std * (gy - "
+           "dbias/M - xhat * dweight/M); eval: dx = weight * inv_std * gy (per channel, shaped "
+           "(1, C, 1, 1))"),
     layer=_bn_layer,
     conditions=(("eval mode", lambda c: c["mode"] == "eval", "the batch_stats=False branch: fixed "
                  "statistics"),
@@ -865,13 +862,13 @@ UNET_SKIP = Exercise(
              lambda a: a.grad_pool - a.grad_skip),
      Mistake("grad", "yours subtracts one gradient from the other: they add up",
              lambda a: a.grad_skip - a.grad_pool)),
-    hints=('skip_split: grad (N, up + skip, H, W) into (N, up_channels, H, W) and the rest; '
-            'skip_sum: two gradients of one shape into one',
+    hints=("skip_split: grad (N, up + skip, H, W) into (N, up_channels, H, W) and the rest; "
+           "skip_sum: two gradients of one shape into one",
            "cat(up, skip) puts up's channels first, so each part of the gradient goes back to "
-            'where its channels came from; a feature map that fed two consumers gets the '
-            'gradients of both (the multivariable chain rule)',
-           'skip_split returns grad[:, :up_channels], grad[:, up_channels:]; skip_sum returns '
-            'grad_pool + grad_skip'),
+           "where its channels came from; a feature map that fed two consumers gets the "
+           "gradients of both (the multivariable chain rule)",
+           "skip_split returns grad[:, :up_channels], grad[:, up_channels:]; skip_sum returns "
+           "grad_pool + grad_skip"),
     layer=_unet_layer, gradcheck=dict(parameters=False, max_elementwise=0, n_directions=4,
                                       n_samples=8))
 
@@ -959,12 +956,12 @@ ADAM_STEP = Exercise(
                  "exp_avg_sq) and the bias correction's t"),
                 ("step 1", lambda c: c["t"] == 1, "the first step (t = 1, m and v start at zero)")),
     hints=("param, grad, exp_avg and exp_avg_sq all have param's shape; step is t (1 for the "
-            'first update), betas is (beta1, beta2); return the three arrays updated',
-           'add weight_decay * param to the gradient first; update the running averages of g '
-            'and of g*g; correct their bias towards zero (they start at zero) by dividing by 1 '
-            '- beta**t; step against m_hat / (sqrt(v_hat) + eps)',
-           'g = grad + wd*param; m = b1*m + (1 - b1)*g; v = b2*v + (1 - b2)*g*g; m_hat = m/(1 '
-            '- b1**t); v_hat = v/(1 - b2**t); param = param - lr*m_hat/(sqrt(v_hat) + eps)'),
+           "first update), betas is (beta1, beta2); return the three arrays updated",
+           "add weight_decay * param to the gradient first; update the running averages of g and"
+           " of g*g; correct their bias towards zero (they start at zero) by dividing by 1 - "
+           "beta**t; step against m_hat / (sqrt(v_hat) + eps)",
+           "g = grad + wd*param; m = b1*m + (1 - b1)*g; v = b2*v + (1 - b2)*g*g; m_hat = m/(1 - "
+           "b1**t); v_hat = v/(1 - b2**t); param = param - lr*m_hat/(sqrt(v_hat) + eps)"),
     views={"param": ("param update", lambda value, a: value - a.param)}, check_inplace=False,
     checked_by="three steps of optim.Adam (an optimizer has no backward for gradcheck)")
 

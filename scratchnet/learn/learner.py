@@ -307,6 +307,21 @@ def _context() -> Any:
     return context
 
 
+def _start(target: Callable[..., None], *args: Any, duplex: bool = True, daemon: bool = False
+           ) -> tuple[Any, Any]:
+    """A child process running ``target(its end of a pipe, *args)``, and this end."""
+    context = _context()
+    conn, child = context.Pipe(duplex)
+    process = context.Process(target=target, args=(child, *args), daemon=daemon)
+    try:
+        with _deaf() if context.get_start_method() == "spawn" else contextlib.nullcontext(), \
+                _no_main():
+            process.start()
+    finally:
+        child.close()
+    return process, conn
+
+
 def _ended(process: Any) -> LearnerEnded:
     """How a child that should have answered ended, in one line."""
     process.join(5)
@@ -349,12 +364,7 @@ def run_apart(fn: Callable[..., int], *args: Any) -> int:
     Raises:
         LearnerEnded: the child exited or crashed before ``fn`` returned.
     """
-    context = _context()
-    conn, child = context.Pipe(duplex=False)
-    process = context.Process(target=_status, args=(child, fn, args))
-    with _no_main():
-        process.start()
-    child.close()
+    process, conn = _start(_status, fn, args, duplex=False)
     try:
         status = conn.recv()
     except EOFError:
@@ -391,17 +401,9 @@ class LearnerProcess:
     """
 
     def __init__(self, directory: Path, exercise: Any, timeout: float = TIMEOUT):
-        context = _context()
         self.timeout, self.deadline = timeout, time.monotonic() + timeout
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, daemon=True, args=(
-            child, str(Path(directory).resolve()), exercise.name, timeout))
-        try:
-            with _deaf() if context.get_start_method() == "spawn" else contextlib.nullcontext(), \
-                    _no_main():
-                self.process.start()
-        finally:
-            child.close()
+        self.process, self.conn = _start(_serve, str(Path(directory).resolve()), exercise.name,
+                                         timeout, daemon=True)
         try:
             reply = self._receive()
         except BaseException:
