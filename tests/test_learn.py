@@ -1,7 +1,7 @@
 """The grader graded: ``python -m scratchnet.learn`` (scratchnet/learn/).
 
-* correct solutions, written out in plain NumPy as a learner would write them (and, for the
-  functional exercises, the library's own functions imported), pass every exercise;
+* correct solutions, written out in plain NumPy as a learner would write them, pass every
+  exercise; the library's own functions, imported or rebuilt from its code, are flagged;
 * a planted wrong solution gets the diagnosis meant for its mistake, one test per diagnosis;
 * ``new`` refuses a folder that is not empty and never overwrites; an untouched stub is "not
   written yet" (exit 1); a learner's exception is shown at the learner's file and line; a bad
@@ -194,7 +194,7 @@ SOLUTIONS = {
         """,
 }
 
-# The functional exercises answered with the library's own functions, imported.
+# The functional exercises answered with the library's own functions, imported (flagged).
 IMPORTED = {
     "conv2d_grad_weight.py": "from scratchnet.functional import conv2d_grad_weight\n",
     "conv2d_grad_input.py": "from scratchnet.functional import conv2d_grad_input\n",
@@ -231,11 +231,29 @@ def test_written_out_solutions_pass_every_exercise(solved: Path):
     assert len(re.findall(r"^  gradcheck +pass", report, re.M)) == len(EXERCISES) - 1
 
 
-def test_the_library_functions_imported_pass_their_exercises(tmp_path: Path):
-    folder = write(tmp_path / "imported", IMPORTED)
-    for file in IMPORTED:
+def test_the_library_functions_imported_are_flagged_not_passed(tmp_path: Path):
+    folder = write(tmp_path / "imported", {**IMPORTED, "relu.py": """
+        import types
+        from scratchnet import ops
+        # a new function made of the library's code object
+        relu_backward = types.FunctionType(ops.reference("relu_backward").__code__, {})
+        """, "sigmoid.py": "from scratchnet.nn.activation import *\n"
+                           "from scratchnet.functional import sigmoid_backward as sigmoid_backward\n"})
+    for file in [*IMPORTED, "relu.py", "sigmoid.py"]:
         result = grade_exercise(EXERCISES[file[:-3]], folder)
-        assert result.passed, format_result(result)
+        report = flat(format_result(result))
+        assert result.status == "FAIL", report
+        name = EXERCISES[file[:-3]].functions[0]
+        assert f"{name} in {folder / file} is the library's own {name}" in report, report
+        assert report.endswith("not yours: write your own"), report
+
+
+def test_the_capstone_refuses_the_library_functions(solved: Path):
+    write(solved, {"relu.py": "from scratchnet.functional import relu_backward\n"})
+    proc = run_cli("train", solved)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "not passing yet: relu (FAIL: relu_backward in" in proc.stderr
+    assert "is the library's own relu_backward" in proc.stderr
 
 
 def test_check_of_correct_solutions_exits_0_and_reports_every_tensor(solved: Path):
@@ -668,6 +686,7 @@ def test_a_learner_exception_points_at_the_learners_file_and_line(tmp_path: Path
     (["check", "{tmp}/nowhere"], "folder {tmp}/nowhere does not exist"),
     (["check", "{tmp}", "linear", "lineaar"], "unknown exercise 'lineaar'"),
     (["check", "{tmp}/file"], "{tmp}/file is not a folder"),
+    (["check", "{tmp}", "--timeout", "0"], "expected a finite number > 0, got '0'"),
     (["check"], "the following arguments are required: DIR"),
     (["train", "{tmp}/nowhere"], "folder {tmp}/nowhere does not exist"),
     (["train", "{tmp}", "--every", "0"], "expected a positive integer"),

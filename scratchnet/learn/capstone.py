@@ -18,6 +18,7 @@ clean, noisy and denoised-by-your-code test images.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .. import nn, ops, optim
+from .. import cli, nn, ops, optim
 from ..data import (BatchLoader, DatasetError, add_noise, find_dataset_dir, images_to_array,
                     load_dataset, search_dirs)
 from ..evaluation import psnr
@@ -34,8 +35,9 @@ from ..plotting import plot_results, save_figure
 from ..random import default_rng, manual_seed
 from .exercises import EXERCISES, Exercise, learner_overrides
 from .grader import LearnerCodeError, describe_exception, grade, learner_code, load_functions
+from .learner import LearnerEnded, run_apart
 
-__all__ = ["train", "Recipe", "RECIPES", "exercises_for", "COMPARE", "LOSS_TOLERANCE"]
+__all__ = ["train", "train_apart", "Recipe", "RECIPES", "exercises_for", "COMPARE", "LOSS_TOLERANCE"]
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,8 @@ def train(directory: Path, model: str = "conv", epochs: int | None = None,
     pending = [r for r in grade(directory, [ex.name for ex in exercises]) if not r.passed]
     if pending:
         err(f"train: every exercise the {model} model uses must pass first; not passing yet: "
-            + ", ".join(f"{r.exercise.name} ({r.status})" for r in pending)
+            + ", ".join(f"{r.exercise.name} ({r.status}{': ' + r.note if r.note else ''})"
+                        for r in pending)
             + f"; see python -m scratchnet.learn check {directory} "
             + " ".join(r.exercise.name for r in pending))
         return 1
@@ -260,9 +263,37 @@ def train(directory: Path, model: str = "conv", epochs: int | None = None,
                           figure or directory / f"capstone-{model}.png", out, t0)
         except LearnerCodeError as exc:
             err(f"train: {exc.lines[0]}")
-        except Exception as exc:                       # noqa: BLE001 (learner code)
+        except (Exception, SystemExit) as exc:         # noqa: BLE001 (learner code)
             lines = describe_exception(exc, directory)
             err("train: " + "\n".join(lines))
+        return 1
+
+
+def train_apart(directory: Path, prefix: str, **options: Any) -> int:
+    """`train` as the command line runs it: in a child process, its refusals on stderr after
+    ``prefix``. A KeyboardInterrupt that the learner's code raises is its failure, in one line
+    (a real Ctrl-C stops the run); an exit or a crash there is told in one line.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C (`cli.Terminated`: SIGTERM, SIGHUP) stopped the run.
+    """
+    try:
+        return run_apart(_train_child, Path(directory), prefix, options)
+    except LearnerEnded as exc:
+        print(f"{prefix}train: {exc}", file=sys.stderr)
+        return 1
+
+
+def _train_child(directory: Path, prefix: str, options: dict[str, Any]) -> int:
+    def err(line: str) -> None:
+        print(f"{prefix}{line}", file=sys.stderr)
+
+    try:
+        return train(directory, err=err, **options)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, cli.Terminated):            # a real stop signal: run_apart's
+            raise
+        err("train: " + "\n".join(describe_exception(exc, directory)))
         return 1
 
 

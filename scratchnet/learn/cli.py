@@ -15,6 +15,7 @@ from typing import Sequence
 
 from .. import cli
 from .exercises import EXERCISES, Exercise
+from .learner import TIMEOUT
 
 __all__ = ["main", "stub_files"]
 
@@ -97,32 +98,34 @@ def _folder(directory: Path, command: str) -> None:
                           "new` wrote")
 
 
-def _check(directory: Path, names: Sequence[str]) -> int:
+def _check(directory: Path, names: Sequence[str], timeout: float, hint: int = 0) -> int:
     from .grader import format_result, format_summary, grade_exercise
 
     unknown = [n for n in names if n not in EXERCISES]
     if unknown:
         raise _UsageError(f"check: unknown exercise {unknown[0]!r}; expected one of "
                           f"{', '.join(EXERCISES)}")
+    if hint and not names:
+        raise _UsageError(f"check: --hint needs the exercise to hint at: {PROG} check "
+                          f"{directory} NAME --hint {hint}")
     _folder(directory, "check")
     chosen = list(dict.fromkeys(names)) or list(EXERCISES)
     results = []
     for name in chosen:
-        result = grade_exercise(EXERCISES[name], directory)
+        result = grade_exercise(EXERCISES[name], directory, timeout)
         results.append(result)
-        print(format_result(result), flush=True)
+        print(format_result(result, hint), flush=True)
     print(format_summary(results))
     return 0 if all(r.passed for r in results) else 1
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .capstone import train
+    from .capstone import train_apart
 
     _folder(args.dir, "train")
-    return train(args.dir, model=args.model, epochs=args.epochs, limit_train=args.limit_train,
-                 limit_test=args.limit_test, every=args.every, data_dir=args.data_dir,
-                 download=args.download, figure=args.figure,
-                 err=lambda line: print(f"{PROG} {line}", file=sys.stderr))
+    return train_apart(args.dir, f"{PROG} ", model=args.model, epochs=args.epochs,
+                       limit_train=args.limit_train, limit_test=args.limit_test, every=args.every,
+                       data_dir=args.data_dir, download=args.download, figure=args.figure)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -142,10 +145,19 @@ def _parser() -> argparse.ArgumentParser:
                        description="Grade the named exercises of DIR (all when none are named): "
                                    "per tensor pass or fail, the worst entry and a diagnosis, and "
                                    "a gradient check of the library's own layer running your "
-                                   "function. Exit status 0 only when every graded exercise passes.")
+                                   "function. This runs the code in DIR: each exercise's file is "
+                                   "imported and run in a child process of its own, with a time "
+                                   "limit (--timeout); an exit, a crash or a hang there fails "
+                                   "that exercise and the others are still graded. Exit status 0 "
+                                   "only when every graded exercise passes.")
     p.add_argument("dir", metavar="DIR", type=Path, help="the folder `new` wrote")
     p.add_argument("names", metavar="NAME", nargs="*", default=[],
                    help=f"exercises to grade (default: all): {', '.join(EXERCISES)}")
+    p.add_argument("--timeout", type=cli.positive_float, default=TIMEOUT, metavar="SECONDS",
+                   help=f"the time one exercise's code may take in all (default: {TIMEOUT:g})")
+    p.add_argument("--hint", type=int, choices=(1, 2, 3), default=0, metavar="1|2|3",
+                   help="after the report of each exercise named, its hints up to this level: 1 "
+                        "the shapes, 2 the idea, 3 the formula")
     from .capstone import COMPARE, RECIPES
 
     defaults = "; ".join(f"{name}: {r.limit_train:,} images, {r.epochs} epoch{'s' * (r.epochs > 1)}"
@@ -188,17 +200,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        if args.command == "list":
-            return _list()
-        if args.command == "new":
-            return _new(args.dir)
-        if args.command == "check":
-            return _check(args.dir, args.names)
-        return _train(args)
+        with cli.raise_on_stop_signals():       # Ctrl-C, SIGTERM and SIGHUP: the lines below
+            if args.command == "list":
+                return _list()
+            if args.command == "new":
+                return _new(args.dir)
+            if args.command == "check":
+                return _check(args.dir, args.names, args.timeout, args.hint)
+            return _train(args)
     except _UsageError as exc:
         print(f"{PROG} {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{PROG} {args.command}: interrupted; nothing in your folder was changed",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"{PROG} {args.command}: {cli.stopped_by(getattr(exc, 'signum', None))}; nothing "
+              "in your folder was changed", file=sys.stderr)
+        return cli.exit_status(exc)

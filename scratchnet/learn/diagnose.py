@@ -45,6 +45,8 @@ class Context:
         factors: (name, axis, values): per-slice factors (a channel's weight) whose absence or
             excess makes the ratio yours/expected vary along one axis.
         shapes: (shape, meaning) pairs: a wrong shape with a known cause.
+        square: the math has a square, whose derivative brings a factor 2 (the mean squared
+            error): a ratio of one half is then worded by it.
     """
     axes: tuple[str, ...] = ()
     sizes: tuple[tuple[str, float, str], ...] = ()
@@ -55,6 +57,7 @@ class Context:
     alternatives: tuple[tuple[str, np.ndarray], ...] = ()
     factors: tuple[tuple[str, int, np.ndarray], ...] = ()
     shapes: tuple[tuple[tuple[int, ...], str], ...] = ()
+    square: bool = False
 
     def axis_name(self, axis: int) -> str:
         return self.axes[axis] if axis < len(self.axes) else f"axis {axis}"
@@ -126,7 +129,8 @@ def compare(name: str, yours: Any, expected: np.ndarray, context: Context | None
     arr = _as_array(yours)
     if arr is None:
         return Comparison(name, False, total=expected.size,
-                          problem=f"is a {type(yours).__name__}, expected an array of shape "
+                          problem=f"is {getattr(yours, 'described', 'a ' + type(yours).__name__)}"
+                                  ", expected an array of shape "
                                   f"{tuple(expected.shape)}")
     if arr.dtype.kind not in "fiub":
         return Comparison(name, False, total=expected.size,
@@ -286,36 +290,48 @@ def diagnose(yours: np.ndarray, expected: np.ndarray, context: Context | None = 
     return [NO_PATTERN]
 
 
-def _ratio_name(c: float, ctx: Context) -> str | None:
-    """Say what a constant ratio yours/expected means, or None."""
-    def near(a: float, b: float) -> bool:
-        return abs(a - b) <= RATIO_RTOL * max(abs(a), abs(b))
+def _near(a: float, b: float) -> bool:
+    return abs(a - b) <= RATIO_RTOL * max(abs(a), abs(b))
 
-    sign = "the sign is flipped and " if c < 0 else ""
-    a = abs(c)
+
+def _named(a: float, sizes: list[tuple[str, float, str]]) -> list[str]:
+    """The sizes (or a factor 2 with one) that the ratio ``a`` equals, in words."""
     named = []
-    for name, value, meaning in ctx.sizes:
-        if value in (0, 1):
-            continue
-        if near(a, value):
-            named.append(f"{value:g} = {name} ({meaning}): a factor 1/{name} is missing (or "
+    for name, value, meaning in sizes:
+        inverse = f"1/({name})" if "*" in name else f"1/{name}"
+        if _near(a, value):
+            named.append(f"{value:g} = {name} ({meaning}): a factor {inverse} is missing (or "
                          f"a factor {name} is extra)")
-        elif near(a, 1 / value):
-            named.append(f"1/{value:g} = 1/{name} ({meaning}): a factor {name} is missing (or "
+        elif _near(a, 1 / value):
+            named.append(f"1/{value:g} = {inverse} ({meaning}): a factor {name} is missing (or "
                          f"there is a division by {name} too many)")
-        elif near(a, value / 2):
+        elif _near(a, value / 2):
             named.append(f"{value / 2:g} = {name}/2 ({name}: {meaning}): the factor 2/{name} "
                          "is missing entirely")
-        elif near(a, 2 * value):
-            named.append(f"{2 * value:g} = 2*{name} ({name}: {meaning}): a factor 1/{name} is "
+        elif _near(a, 2 * value):
+            named.append(f"{2 * value:g} = 2*{name} ({name}: {meaning}): a factor {inverse} is "
                          "missing and a factor 2 is extra")
-    if near(a, 2):
+    return named
+
+
+def _ratio_name(c: float, ctx: Context) -> str | None:
+    """Say what a constant ratio yours/expected means, or None: by a size of the problem, or
+    a product of two (N*OH*OW), where one fits; a half by the square of the math, if any."""
+    sign = "the sign is flipped and " if c < 0 else ""
+    a = abs(c)
+    sizes = [s for s in ctx.sizes if s[1] not in (0, 1)]
+    products = [(f"{n1}*{n2}", v1 * v2, f"{m1}, times {m2}")
+                for i, (n1, v1, m1) in enumerate(sizes) for n2, v2, m2 in sizes[i + 1:]
+                if all(not _near(v1 * v2, v) for _, v, _ in sizes)]
+    named = _named(a, sizes) or _named(a, products)
+    if _near(a, 2):
         head = (f"{sign}yours is exactly twice the right answer: each contribution was added "
                 "twice (accumulated twice), or a factor 2 is extra")
         return head + ("; or " + "; or ".join(named) if named else "")
-    if near(a, 0.5):
-        head = (f"{sign}yours is exactly half the right answer: a factor 2 is missing (the "
-                "derivative of a square brings one)")
+    if _near(a, 0.5) and (ctx.square or not named):
+        head = (f"{sign}yours is exactly half the right answer: a factor 2 is missing "
+                + ("(the derivative of a square brings one)" if ctx.square else
+                   "(or there is a division by 2 too many)"))
         return head + ("; or " + "; or ".join(named) if named else "")
     if named:
         return f"{sign}yours is {a:.6g} times the right answer everywhere, and " + \
@@ -343,7 +359,7 @@ def _ratio(y: np.ndarray, e: np.ndarray, ctx: Context) -> list[str]:
 def _axis_ratio(y: np.ndarray, e: np.ndarray, ctx: Context) -> list[str]:
     """yours = c[k] * expected along one axis k, with c not constant: a per-slice factor."""
     for axis in range(y.ndim):
-        if y.shape[axis] < 2:
+        if y.shape[axis] < 2 or y.size < 2 * y.shape[axis]:   # one entry per slice: no factor
             continue
         others = tuple(i for i in range(y.ndim) if i != axis)
         ee = (e * e).sum(axis=others)
@@ -422,30 +438,20 @@ def _shift_slices(d: int, n: int) -> tuple[slice, slice]:
 
 def _confined(y: np.ndarray, e: np.ndarray, close: np.ndarray, ctx: Context) -> list[str]:
     wrong = ~close
-    out = []
     if ctx.spatial is not None and any(ctx.padding):
-        h, w = ctx.spatial
-        ph, pw = ctx.padding
-        border = np.zeros(y.shape, dtype=bool)
-        index_h = [slice(None)] * y.ndim
-        index_w = [slice(None)] * y.ndim
-        if ph:
-            for part in (slice(0, ph), slice(y.shape[h] - ph, y.shape[h])):
-                index_h[h] = part
-                border[tuple(index_h)] = True
-        if pw:
-            for part in (slice(0, pw), slice(y.shape[w] - pw, y.shape[w])):
-                index_w[w] = part
-                border[tuple(index_w)] = True
+        (ph, pw), border = ctx.padding, np.zeros(y.shape, dtype=bool)
+        for axis, p in zip(ctx.spatial, ctx.padding):
+            index = [slice(None)] * y.ndim
+            for part in (slice(0, p), slice(y.shape[axis] - p, None)) if p else ():
+                index[axis] = part
+                border[tuple(index)] = True
         if (~border).any() and not (wrong & ~border).any():
-            out.append(f"yours is wrong only on border pixels (the outer {ph} row(s) and {pw} "
-                       f"column(s), where the padding of ({ph}, {pw}) reaches): the padding is "
-                       "handled wrongly (padded entries added onto real pixels, or an offset "
-                       "by the padding missing)")
-            return out
+            return [f"yours is wrong only on border pixels (the outer {ph} row(s) and {pw} "
+                    f"column(s), where the padding of ({ph}, {pw}) reaches): the padding is "
+                    "handled wrongly (padded entries added onto real pixels, or an offset by the "
+                    "padding missing)"]
     for words, mask in ctx.masks:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape == y.shape and (~mask).any() and mask.any() and not (wrong & ~mask).any():
-            out.append(words)
-            return out
-    return out
+            return [words]
+    return []

@@ -36,6 +36,9 @@ Fns = dict[str, Callable[..., Any]]
 Formula = Callable[[NS], Any]          # of a case's namespace: its configuration and inputs
 
 
+HINT_LEVELS = ("the shapes", "the idea", "the formula")     # `check DIR NAME --hint 1|2|3`
+
+
 class StructureError(Exception):
     """A learner's function returned the wrong kind of value (not a tuple, too few values)."""
 
@@ -95,7 +98,8 @@ class Exercise:
     cases); ``tensors`` gives, per returned tensor, ``Context`` fields as values or formulas
     (``sizes`` as (name, formula, meaning), ``masks`` as (message, formula)); ``layer(a)``
     returns the library module and its inputs for the gradient check (None: no check);
-    ``views`` compares a returned tensor as another (Adam's parameter as its update).
+    ``views`` compares a returned tensor as another (Adam's parameter as its update);
+    ``hints`` are `HINT_LEVELS`' three hints, from the shapes to the formula.
     """
     name: str
     signature: str
@@ -112,6 +116,7 @@ class Exercise:
     views: dict[str, tuple[str, Callable[[Any, NS], Any]]] = field(default_factory=dict)
     check_inplace: bool = True
     checked_by: str = "gradcheck"
+    hints: tuple[str, ...] = ()      # the ladder of `check --hint`: the shapes, the idea, the formula
 
     @property
     def signatures(self) -> tuple[Signature, ...]:
@@ -339,6 +344,12 @@ LINEAR = Exercise(
              "weight", lambda a: a.gy @ a.weight.T, lambda a: a.I == a.O),
      *_sample_mistakes("dweight", lambda a, g: g.T @ a.x),
      *_sample_mistakes("dbias", lambda a, g: g.sum(axis=0))),
+    hints=("dx has x's shape (N, in), dweight weight's (out, in), dbias (out,): each is gy (N, "
+           "out) combined with one other array so that exactly those axes remain",
+           "differentiate y[n, o] = sum_i x[n, i] * weight[o, i] + bias[o] for one entry of x, "
+           "of weight and of bias; weight and bias serve every sample, so their gradients sum "
+           "over n",
+           "dx = gy @ weight, dweight = gy.T @ x, dbias = gy.sum(axis=0)"),
     layer=lambda a: (_with(nn.Linear(a.I, a.O), weight=a.weight, bias=a.bias), (a.x,)),
     conditions=(("batch > 1", lambda c: c["N"] > 1,
                  "the sum over the batch: every sample adds its own contribution"),
@@ -362,7 +373,11 @@ RELU = Exercise(
      Mistake("dx", "yours is gy * x where x > 0: the derivative of max(x, 0) is 1 there (a step), "
              "not x", lambda a: a.gy * a.x * (a.x > 0)),
      Mistake("dx", "yours keeps gy where x <= 0: the mask is inverted", lambda a: a.gy * (a.x <= 0))),
-    layer=lambda a: (nn.ReLU(), (a.x,)))
+    layer=lambda a: (nn.ReLU(), (a.x,)),
+    hints=("dx has the shape of x and gy: entry by entry, no sum",
+           "the derivative of max(x, 0) is a step, 1 where x > 0 and 0 elsewhere; the chain rule"
+           " multiplies gy by it",
+           "dx = gy * (x > 0)"))
 
 
 def _draw_sigmoid(a: NS, r: np.random.Generator) -> dict[str, Any]:
@@ -386,7 +401,11 @@ SIGMOID = Exercise(
              lambda a: a.y * (1 - a.y)),
      Mistake("dx", "the factor (1 - y) is missing: dy/dx = y * (1 - y)", lambda a: a.gy * a.y),
      Mistake("dx", "the factor y is missing: dy/dx = y * (1 - y)", lambda a: a.gy * (1 - a.y))),
-    layer=lambda a: (nn.Sigmoid(), (a.x,)))
+    layer=lambda a: (nn.Sigmoid(), (a.x,)),
+    hints=("dx has the shape of y: entry by entry, no sum",
+           "d sigmoid(x) / dx = sigmoid(x) * (1 - sigmoid(x)), and y is sigmoid(x) already; the "
+           "chain rule multiplies gy by it",
+           "dx = gy * y * (1 - y)"))
 
 
 def _draw_mse(a: NS, r: np.random.Generator) -> dict[str, Any]:
@@ -401,14 +420,20 @@ MSE = Exercise(
     "docs/learn/01-chain.md",
     (dict(shape=(2, 3, 4, 4)), dict(shape=(3, 7)), dict(shape=(1, 1, 5, 5))),
     _draw_mse, lambda a: f"pred {a.pred.shape}, grad_output {a.grad_output:.4g}",
-    {"dpred": dict(sizes=(("M", lambda a: a.M, "the number of entries of pred, over which the "
-                           "mean is taken"), ("N", lambda a: a.N, "the batch size")))},
+    {"dpred": dict(square=True, sizes=(("M", lambda a: a.M, "the number of entries of pred, "
+                                        "over which the mean is taken"),
+                                       ("N", lambda a: a.N, "the batch size")))},
     (Mistake("dpred", lambda a: f"yours divides by N, the batch size; the mean is over all M = "
              f"{a.M} entries of pred, so divide by M",
              lambda a: 2 * a.diff * a.grad_output / a.N, lambda a: a.N > 1),
      Mistake("dpred", lambda a: f"yours leaves out grad_output (dL/dloss, here {a.grad_output:.4g}): "
              "multiply by it; it is 1.0 only at the end of the chain", lambda a: 2 * a.diff / a.M)),
-    layer=lambda a: (nn.MSELoss(), (a.pred, a.target)))
+    layer=lambda a: (nn.MSELoss(), (a.pred, a.target)),
+    hints=("dpred has the shape of diff; grad_output is one number; the mean runs over M = "
+           "diff.size entries",
+           "loss = (1/M) * sum_k diff[k]**2 and d diff / d pred = 1: differentiate one term of "
+           "the sum, then multiply by grad_output (the chain rule)",
+           "dpred = grad_output * 2 * diff / diff.size"))
 
 
 # --- convolution ---------------------------------------------------------------------------------
@@ -452,6 +477,9 @@ def _conv_exercise(name: str, signature: str, asks: str, own_col: bool = False, 
                          (a.x,)), conditions=_CONV_CONDITIONS, **row)
 
 
+_PIXELS = ("OH*OW", lambda a: a.gy.shape[2] * a.gy.shape[3], "the number of output pixels")
+_RESHAPED = ("it has the shape of the transpose but not its entries (a reshape regroups the "
+             "entries in memory order, it does not swap axes); the transpose is ")
 _CONV_IMAGE = _image(sizes=(BATCH,), masks=((_SHARED, lambda a: _shared(a, a.col.shape)),))
 
 
@@ -464,13 +492,30 @@ def _grad_input(a: NS, weight: np.ndarray | None = None, stride: tuple[int, int]
 CONV2D_GRAD_WEIGHT = _conv_exercise(
     "conv2d_grad_weight", "conv2d_grad_weight(gy, col) -> dweight",
     "the weight gradient of a convolution from its im2col matrix",
-    tensors={"dweight": dict(axes=("OC", "C", "KH", "KW"), flip_axes=(2, 3), sizes=(
-        BATCH, ("OH*OW", lambda a: a.gy.shape[2] * a.gy.shape[3], "the number of output positions")))},
-    mistakes=_sample_mistakes("dweight", lambda a, g: F.conv2d_grad_weight(g, a.col)))
+    tensors={"dweight": dict(axes=("OC", "C", "KH", "KW"), flip_axes=(2, 3), sizes=(BATCH, _PIXELS))},
+    hints=("dweight is (OC, C, KH, KW), gy (N, OC, OH, OW), col (C, KH, KW, OH, OW, N) with the "
+           "batch axis last: the sum runs over n, oh and ow, which gy and col order differently",
+           "bring gy to (OC, OH, OW, N) so that its positions line up with col's, flatten both "
+           "to matrices with L = OH*OW*N columns, take one matrix product, reshape it to (OC, C,"
+           " KH, KW)",
+           "g = gy.transpose(1, 2, 3, 0).reshape(OC, -1); dweight = (g @ col.reshape(C*KH*KW, "
+           "-1).T).reshape(OC, C, KH, KW)"),
+    mistakes=(*_sample_mistakes("dweight", lambda a, g: F.conv2d_grad_weight(g, a.col)),
+              Mistake("dweight", "yours multiplies by col.reshape(-1, C*KH*KW): " + _RESHAPED
+                      + "col.reshape(C*KH*KW, -1).T", lambda a: (a.gy.transpose(1, 2, 3, 0).reshape(
+                          a.OC, -1) @ a.col.reshape(-1, a.C * a.k[0] * a.k[1])).reshape(
+                          a.OC, a.C, *a.k))))
 
 CONV2D_GRAD_INPUT = _conv_exercise(
     "conv2d_grad_input", "conv2d_grad_input(gy, weight, size, stride, padding) -> dx",
     "the input gradient of a convolution", tensors={"dx": _CONV_IMAGE},
+    hints=("dx is (N, C, H, W); the way there is dcol, the gradient of col: (C, KH, KW, OH, OW, "
+           "N), the batch axis last, as im2col lays it out",
+           "forward was y = weight (as OC x C*KH*KW) @ col (as C*KH*KW x OH*OW*N): the gradient "
+           "of the right factor of a product is the left one transposed times the upstream "
+           "gradient; then col2im adds dcol back onto the pixels",
+           "g = gy.transpose(1, 2, 3, 0).reshape(OC, -1); dcol = (weight.reshape(OC, -1).T @ "
+           "g).reshape(C, KH, KW, OH, OW, N); dx = col2im(dcol, stride, padding, size)"),
     mistakes=(
         Mistake("dx", "yours equals the right answer computed with the kernel rotated by 180 "
                 "degrees: written as a full correlation of gy, dx needs the kernel rotated; yours "
@@ -479,12 +524,24 @@ CONV2D_GRAD_INPUT = _conv_exercise(
         Mistake("dx", _NO_STRIDE, lambda a: _grad_input(a, stride=(1, 1)), _strided),
         Mistake("dx", "yours uses weight with its OC and C axes exchanged: dx sums over the output "
                 "channels OC, weight is (OC, C, KH, KW)",
-                lambda a: _grad_input(a, a.weight.transpose(1, 0, 2, 3)), lambda a: a.C == a.OC)))
+                lambda a: _grad_input(a, a.weight.transpose(1, 0, 2, 3)), lambda a: a.C == a.OC),
+        Mistake("dx", "yours multiplies by weight.reshape(-1, OC): " + _RESHAPED
+                + "weight.reshape(OC, -1).T", lambda a: _grad_input(
+                    a, a.weight.reshape(-1, a.OC).T.reshape(a.weight.shape)))))
 
 COL2IM = _conv_exercise(
     "col2im", "col2im(col, stride, padding, size) -> x",
     "the adjoint of im2col: add every column entry back onto its pixel", own_col=True,
     describe=lambda a: f"col {a.col.shape}, stride {_pair(a.s)}, padding {_pair(a.p)}, size {a.size}",
+    hints=("col is (C, KH, KW, OH, OW, N), the batch axis last; x is (N, C, H, W): fill a padded"
+           " image (a little larger than (N, C, H + 2*PH, W + 2*PW) is handy) and crop it at the"
+           " end",
+           "for each kernel offset (i, j), col[:, i, j] is the (C, OH, OW, N) block im2col read "
+           "from the strided slice x_padded[:, :, i : i + SH*OH : SH, j : j + SW*OW : SW]; add "
+           "it back there (batch axis first); where windows overlap the entries add up",
+           "xp = zeros((N, C, H + 2*PH + KH, W + 2*PW + KW)); for every i, j: xp[:, :, i:i + "
+           "SH*OH:SH, j:j + SW*OW:SW] += col[:, i, j].transpose(3, 0, 1, 2); x = xp[:, :, PH:PH "
+           "+ H, PW:PW + W]"),
     tensors={"x": _CONV_IMAGE},
     mistakes=(Mistake("x", _NO_STRIDE, lambda a: F.col2im(a.col, (1, 1), a.p, a.size), _strided),))
 
@@ -506,15 +563,23 @@ CONV_TRANSPOSE2D = Exercise(
     _draw_conv_transpose,
     lambda a: (f"x {a.x.shape}, weight {a.weight.shape}, stride {_pair(a.s)}, padding {_pair(a.p)}, "
                f"output_padding {_pair(a.op)}"),
-    {"dx": dict(axes=("N", "C_in", "H", "W"), sizes=(BATCH,), spatial=(2, 3)),
-     "dweight": dict(axes=("C_in", "C_out", "KH", "KW"), sizes=(BATCH,), flip_axes=(2, 3)),
-     "dbias": dict(axes=("C_out",), sizes=(BATCH,))},
+    {"dx": dict(axes=("N", "C_in", "H", "W"), sizes=(BATCH, _PIXELS), spatial=(2, 3)),
+     "dweight": dict(axes=("C_in", "C_out", "KH", "KW"), sizes=(BATCH, _PIXELS), flip_axes=(2, 3)),
+     "dbias": dict(axes=("C_out",), sizes=(BATCH, _PIXELS))},
     (Mistake("dx", "yours equals the right answer computed with the kernel rotated by 180 degrees: "
              "dx is an ordinary convolution (a correlation, as conv2d computes it) of gy with the "
              "kernel as it is",
              lambda a: F.conv2d(a.gy, a.weight[:, :, ::-1, ::-1].copy(), None, a.s, a.p)[0]),
      *_sample_mistakes("dweight", lambda a, g: F.conv2d_grad_weight(a.x, F.im2col(g, a.k, a.s, a.p))),
      *_sample_mistakes("dbias", lambda a, g: g.sum(axis=(0, 2, 3)))),
+    hints=("dx has x's shape (N, C_in, H, W), dweight weight's (C_in, C_out, KH, KW), dbias "
+           "(C_out,); gy (N, C_out, OH, OW) has the shape of the layer's output",
+           "a transposed convolution is the adjoint of a convolution with the same weight, "
+           "stride and padding: its input gradient is an ordinary convolution of gy, its weight "
+           "gradient pairs x with the columns of gy (im2col of gy), and dbias sums gy over all "
+           "axes but C_out",
+           "dx = conv2d(gy, weight, None, stride, padding)[0]; dweight = conv2d_grad_weight(x, "
+           "im2col(gy, (KH, KW), stride, padding)); dbias = gy.sum(axis=(0, 2, 3))"),
     layer=lambda a: (_with(nn.ConvTranspose2d(a.C_in, a.C_out, a.k, a.s, a.p, a.op),
                            weight=a.weight, bias=a.bias), (a.x,)),
     conditions=_CONV_CONDITIONS)
@@ -551,15 +616,24 @@ def _pool_exercise(name: str, signature: str, asks: str, layer: type, **row: Any
         layer=lambda a: (layer(a.k, a.s, a.p), (a.x,)), conditions=_POOL_CONDITIONS, **row)
 
 
+_ADD_AT = ("with fancy indexing dx[index] += g adds only once per repeated index, np.add.at(dx, "
+           "index, g) adds them all; in a loop, add (+=) where it assigns (=)")
+
+
 def _scatter(a: NS, column_order: bool = False, stride: tuple[int, int] | None = None,
-             padding: tuple[int, int] | None = None) -> np.ndarray:
+             padding: tuple[int, int] | None = None, add_at: bool = True) -> np.ndarray:
     """gy[n, c, oh, ow] added onto the window entry argmax names (decoded row by row, or
-    column by column), with the given stride and padding: an alternative."""
+    column by column), with the given stride and padding (``add_at=False``: with fancy-index
+    ``+=``, once per repeated index): an alternative."""
     (SH, SW), (PH, PW), (H, W), (KH, KW) = stride or a.s, padding or a.p, a.size, a.k
     out = np.zeros((a.N, a.C, H + 2 * PH + KH, W + 2 * PW + KW))
     i, j = (a.argmax % KH, a.argmax // KH) if column_order else divmod(a.argmax, KW)
     c, oh, ow, n = np.indices(a.argmax.shape)
-    np.add.at(out, (n, c, oh * SH + i, ow * SW + j), a.gy[n, c, oh, ow])
+    index = (n, c, oh * SH + i, ow * SW + j)
+    if add_at:
+        np.add.at(out, index, a.gy[n, c, oh, ow])
+    else:
+        out[index] += a.gy[n, c, oh, ow]
     return out[:, :, PH:PH + H, PW:PW + W]
 
 
@@ -572,10 +646,21 @@ def _max_of_several(a: NS) -> np.ndarray:
 MAX_POOL2D = _pool_exercise(
     "max_pool2d", "max_pool2d_backward(gy, argmax, kernel, stride, padding, size) -> dx",
     "the backward pass of max pooling: each gradient to its window's maximum", nn.MaxPool2d,
+    hints=("dx is (N, C, H, W), gy (N, C, OH, OW); argmax is (C, OH, OW, N), the batch axis "
+           "last, each entry k = i*KW + j a position inside its window",
+           "each gy[n, c, oh, ow] goes to one pixel, row oh*SH + i - PH and column ow*SW + j - "
+           "PW with i, j = divmod(k, KW): fill a padded dx and crop it; a pixel that is the "
+           "maximum of several windows receives several gradients, which add up (+= in a loop, "
+           "or np.add.at)",
+           "dxp = zeros((N, C, H + 2*PH, W + 2*PW)); c, oh, ow, n = np.indices(argmax.shape); i,"
+           " j = divmod(argmax, KW); np.add.at(dxp, (n, c, oh*SH + i, ow*SW + j), gy[n, c, oh, "
+           "ow]); dx = dxp[:, :, PH:PH + H, PW:PW + W]"),
     tensors={"dx": _image(masks=((
         "yours is wrong only on pixels that are the maximum of more than one window: their "
-        "gradients must be added (+=), not assigned (=)", _max_of_several),))},
+        "gradients must all be added: " + _ADD_AT, _max_of_several),))},
     mistakes=(
+        Mistake("dx", "yours keeps one gradient per pixel where the maxima of several windows "
+                "coincide: " + _ADD_AT, lambda a: _scatter(a, add_at=False)),
         Mistake("dx", "yours decodes argmax column by column (i = k % KH, j = k // KH); it counts "
                 "row by row within the window: i = k // KW, j = k % KW",
                 lambda a: _scatter(a, column_order=True)),
@@ -599,6 +684,13 @@ AVG_POOL2D = _pool_exercise(
     tensors={"dx": _image(sizes=(("KH*KW", lambda a: a.k[0] * a.k[1], "the number of pixels in a "
                                   "window"),), masks=((_SHARED, lambda a: _shared(
                                       a, (a.C, *a.k, *a.gy.shape[2:], a.N))),))},
+    hints=("dx is (N, C, H, W), gy (N, C, OH, OW); every window has KH*KW pixels, padded zeros "
+           "included",
+           "each output is the mean of its window, so every pixel of the window gets gy / "
+           "(KH*KW): for each offset (i, j) add that onto the strided slice of a padded dx, then"
+           " crop the padding",
+           "dxp = zeros((N, C, H + 2*PH + KH, W + 2*PW + KW)); for every i, j: dxp[:, :, i:i + "
+           "SH*OH:SH, j:j + SW*OW:SW] += gy / (KH*KW); dx = dxp[:, :, PH:PH + H, PW:PW + W]"),
     mistakes=(Mistake("dx", "yours divides by the number of real (unpadded) pixels in each window; "
                       "here padded zeros count as pixels too (count_include_pad), so every window "
                       "divides by KH*KW", _counting_real_pixels, lambda a: any(a.p)),))
@@ -621,8 +713,12 @@ def _draw_batch_norm(a: NS, r: np.random.Generator) -> dict[str, Any]:
                 sum_gx=(gy * xhat).sum(axis=(0, 2, 3)).reshape(1, a.C, 1, 1))
 
 
-def _through_stats(a: NS, m: float, mean: bool = True, var: bool = True) -> np.ndarray:
-    return a.scale * (a.gy - mean * a.sum_g / m - var * a.xhat * a.sum_gx / m)
+def _through_stats(a: NS, m: float, mean: bool = True, var: bool = True, direct: bool = True
+                   ) -> np.ndarray:
+    return a.scale * (direct * a.gy - mean * a.sum_g / m - var * a.xhat * a.sum_gx / m)
+
+
+_STAGED = "in a staged backward, a later stage assigned dx (=) where it must add to it (+=)"
 
 
 def _training(a: NS) -> bool:
@@ -661,6 +757,12 @@ BATCH_NORM = Exercise(
              lambda a: _through_stats(a, a.M, mean=False), _training),
      Mistake("dx", "the term through the variance (-xhat * sum(gy * xhat)/M) is missing",
              lambda a: _through_stats(a, a.M, var=False), _training),
+     Mistake("dx", "yours lacks the direct term gy * weight * inv_std (the path around the "
+             f"statistics): {_STAGED}", lambda a: _through_stats(a, a.M, direct=False), _training),
+     Mistake("dx", f"yours is the term through the mean alone: {_STAGED}; the three terms add up",
+             lambda a: _through_stats(a, a.M, direct=False, var=False), _training),
+     Mistake("dx", f"yours is the term through the variance alone: {_STAGED}; the three terms "
+             "add up", lambda a: _through_stats(a, a.M, direct=False, mean=False), _training),
      Mistake("dx", lambda a: f"yours divides by N = {a.N}; M = N*H*W = {a.M} is the number of "
              "values per channel", lambda a: _through_stats(a, a.N),
              lambda a: a.batch_stats and a.N != a.M),
@@ -674,6 +776,15 @@ BATCH_NORM = Exercise(
              lambda a: a.sum_g.reshape(-1)),
      Mistake("dbias", "yours is dweight: dbias = sum of gy over N, H and W",
              lambda a: a.sum_gx.reshape(-1))),
+    hints=("dx is (N, C, H, W); dweight and dbias are (C,), sums over N, H and W (axis=(0, 2, "
+           "3)); weight and inv_std are per channel, broadcast as (1, C, 1, 1); M = N*H*W values"
+           " per channel",
+           "y = weight * xhat + bias gives dbias and dweight at once; in eval mode the "
+           "statistics are constants, so dx = gy * weight * inv_std; in training mode the mean "
+           "and the variance depend on every x of the channel, which adds one term through each",
+           "dbias = sum(gy), dweight = sum(gy * xhat); training: dx = weight * inv_std * (gy - "
+           "dbias/M - xhat * dweight/M); eval: dx = weight * inv_std * gy (per channel, shaped "
+           "(1, C, 1, 1))"),
     layer=_bn_layer,
     conditions=(("eval mode", lambda c: c["mode"] == "eval", "the batch_stats=False branch: fixed "
                  "statistics"),
@@ -745,10 +856,19 @@ UNET_SKIP = Exercise(
              "is the sum of both; add grad_skip", lambda a: a.grad_pool),
      Mistake("grad", "yours is grad_skip alone: the feature map fed two consumers, so its gradient "
              "is the sum of both; add grad_pool", lambda a: a.grad_skip),
+     Mistake("grad", "yours averages the two gradients: a feature map that fed two consumers "
+             "gets the sum of their gradients, not their mean", lambda a: (a.grad_pool + a.grad_skip) / 2),
      Mistake("grad", "yours subtracts one gradient from the other: they add up",
              lambda a: a.grad_pool - a.grad_skip),
      Mistake("grad", "yours subtracts one gradient from the other: they add up",
              lambda a: a.grad_skip - a.grad_pool)),
+    hints=("skip_split: grad (N, up + skip, H, W) into (N, up_channels, H, W) and the rest; "
+           "skip_sum: two gradients of one shape into one",
+           "cat(up, skip) puts up's channels first, so each part of the gradient goes back to "
+           "where its channels came from; a feature map that fed two consumers gets the "
+           "gradients of both (the multivariable chain rule)",
+           "skip_split returns grad[:, :up_channels], grad[:, up_channels:]; skip_sum returns "
+           "grad_pool + grad_skip"),
     layer=_unet_layer, gradcheck=dict(parameters=False, max_elementwise=0, n_directions=4,
                                       n_samples=8))
 
@@ -756,14 +876,14 @@ UNET_SKIP = Exercise(
 # --- adam ----------------------------------------------------------------------------------------
 def _adam(a: NS, *, t: int | None = None, correct_m: bool = True, correct_v: bool = True,
           eps_inside: bool = False, decoupled: bool = False, wd: float | None = None,
-          sign: float = 1.0) -> np.ndarray:
+          sign: float = 1.0, root: bool = True) -> np.ndarray:
     """One Adam update in float64 (param after minus before), with the usual mistakes."""
     (b1, b2), t, wd = a.betas, a.step if t is None else t, a.wd if wd is None else wd
     p = a.param * (1 - a.lr * wd) if decoupled else a.param
     g = a.grad if decoupled else a.grad + wd * a.param
     m, v = b1 * a.exp_avg + (1 - b1) * g, b2 * a.exp_avg_sq + (1 - b2) * g * g
     m_hat, v_hat = m / (1 - b1 ** t) if correct_m else m, v / (1 - b2 ** t) if correct_v else v
-    denom = np.sqrt(v_hat + a.eps) if eps_inside else np.sqrt(v_hat) + a.eps
+    denom = np.sqrt(v_hat + a.eps) if eps_inside else (np.sqrt(v_hat) if root else v_hat) + a.eps
     return sign * (p - a.lr * m_hat / denom - a.param)
 
 
@@ -802,7 +922,9 @@ ADAM_STEP = Exercise(
     _draw_adam,
     lambda a: (f"param {a.shape}, step {a.step}, lr {a.lr:g}, betas {a.betas}, eps {a.eps:g}, "
                f"weight_decay {a.wd:g}"),
-    {"param update": dict(sizes=(("lr", lambda a: a.lr, "the learning rate"),))},
+    {name: dict(axes=lambda a: tuple(f"axis {i}" for i in range(len(a.shape))), **spec)
+     for name, spec in (("param update", dict(sizes=(("lr", lambda a: a.lr, "the learning rate"),))),
+                        ("exp_avg", {}), ("exp_avg_sq", {}))},
     (Mistake("param update", "yours has no bias correction: divide m by (1 - beta1**t) and v by "
              "(1 - beta2**t)", lambda a: _adam(a, correct_m=False, correct_v=False)),
      Mistake("param update", "the bias correction of m (1 - beta1**t) is missing",
@@ -813,6 +935,8 @@ ADAM_STEP = Exercise(
              "this update (1 for the first); do not add 1 to it", lambda a: _adam(a, t=a.step + 1)),
      Mistake("param update", "yours adds eps under the square root; Adam adds it to sqrt(v_hat)",
              lambda a: _adam(a, eps_inside=True)),
+     Mistake("param update", "yours divides by v_hat + eps: the square root is missing, Adam "
+             "divides by sqrt(v_hat) + eps", lambda a: _adam(a, root=False)),
      Mistake("param update", "yours moves along the gradient: the update subtracts lr * m_hat / "
              "(sqrt(v_hat) + eps)", lambda a: _adam(a, sign=-1.0)),
      Mistake("param update", "yours decays the weights directly (AdamW); Adam adds weight_decay * "
@@ -831,6 +955,13 @@ ADAM_STEP = Exercise(
                 ("step > 1", lambda c: c["t"] > 1, "what carries over between steps (exp_avg, "
                  "exp_avg_sq) and the bias correction's t"),
                 ("step 1", lambda c: c["t"] == 1, "the first step (t = 1, m and v start at zero)")),
+    hints=("param, grad, exp_avg and exp_avg_sq all have param's shape; step is t (1 for the "
+           "first update), betas is (beta1, beta2); return the three arrays updated",
+           "add weight_decay * param to the gradient first; update the running averages of g and"
+           " of g*g; correct their bias towards zero (they start at zero) by dividing by 1 - "
+           "beta**t; step against m_hat / (sqrt(v_hat) + eps)",
+           "g = grad + wd*param; m = b1*m + (1 - b1)*g; v = b2*v + (1 - b2)*g*g; m_hat = m/(1 - "
+           "b1**t); v_hat = v/(1 - b2**t); param = param - lr*m_hat/(sqrt(v_hat) + eps)"),
     views={"param": ("param update", lambda value, a: value - a.param)}, check_inplace=False,
     checked_by="three steps of optim.Adam (an optimizer has no backward for gradcheck)")
 

@@ -1,45 +1,36 @@
-"""Grade a learner's folder: load their files, run every configuration, report per tensor.
+"""Grade a learner's folder: run their code, every configuration, report per tensor.
 
 For each exercise and each configuration (`scratchnet.learn.exercises`) the learner's
 function runs on copies of float64 inputs; every tensor it returns is compared with the
 library's own answer (`scratchnet.learn.diagnose.compare`), and the library's own layer, with
 the learner's function in place of the op (``scratchnet.override``), goes through
-``scratchnet.gradcheck`` with a random upstream gradient. An exception in the learner's code
-is reported at the learner's own file and line.
+``scratchnet.gradcheck`` with a random upstream gradient. The learner's functions run in a
+child process with a time limit (`scratchnet.learn.learner`); the expected values, the layers,
+the gradient check and the comparison run here, out of their reach. An exception in the
+learner's code is reported at the learner's own file and line, and the other configurations
+are graded all the same; an exit, a crash or a hang ends that exercise in one line.
 """
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import re
-import sys
 import textwrap
 import time
-import traceback
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
-
-import numpy as np
+from typing import Any, Callable, Iterable
 
 from ..gradcheck import GradcheckError, GradcheckReport, gradcheck
 from .diagnose import NO_PATTERN, Comparison, compare
-from .exercises import EXERCISES, Case, Exercise, StructureError, learner_overrides
+from .exercises import (EXERCISES, HINT_LEVELS, Case, Exercise, StructureError,
+                        learner_overrides)
+from .learner import (TIMEOUT, LearnerCodeError, LearnerEnded, LearnerProcess, LearnerRaised,
+                      describe_exception, learner_code, load_functions, quiet)
 
 __all__ = ["ExerciseResult", "GradcheckOutcome", "grade", "grade_exercise", "load_functions",
            "learner_code", "LearnerCodeError", "format_result", "format_summary",
            "describe_exception"]
 
 PASS, FAIL, NOT_WRITTEN = "pass", "FAIL", "not written yet"
-
-
-class LearnerCodeError(Exception):
-    """The learner's file cannot be used (missing, does not import, lacks a function)."""
-
-    def __init__(self, lines: list[str], not_written: bool = False):
-        super().__init__(lines[0])
-        self.lines, self.not_written = lines, not_written
 
 
 @dataclass
@@ -50,102 +41,11 @@ class ExerciseResult:
     status: str = PASS
     lines: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    note: str = ""              # a one-line reason, where it is one (the library's own function)
 
     @property
     def passed(self) -> bool:
         return self.status == PASS
-
-
-# --- loading the learner's code ------------------------------------------------------------
-def _inside(filename: str, folder: Path) -> bool:
-    try:
-        return Path(filename).resolve().is_relative_to(folder)
-    except (OSError, ValueError):
-        return False
-
-
-@contextlib.contextmanager
-def learner_code(directory: Path) -> Iterator[None]:
-    """Make the learner's folder importable (``from col2im import col2im``) while inside, and
-    forget the modules imported from it afterwards, so that a later run reads fresh files.
-    No bytecode is written there: the folder holds the learner's files only."""
-    folder = str(Path(directory).resolve())
-    added = folder not in sys.path
-    if added:
-        sys.path.append(folder)
-    bytecode = sys.dont_write_bytecode
-    sys.dont_write_bytecode = True             # leave no __pycache__ in the learner's folder
-    try:
-        yield
-    finally:
-        sys.dont_write_bytecode = bytecode
-        if added and folder in sys.path:
-            sys.path.remove(folder)
-        for name, module in list(sys.modules.items()):
-            path = getattr(module, "__file__", None)
-            if path and _inside(path, Path(folder)):
-                del sys.modules[name]
-
-
-def describe_exception(exc: BaseException, directory: Path) -> list[str]:
-    """An exception, as lines that point at the learner's own code (never the grader's)."""
-    folder = Path(directory).resolve()
-    if isinstance(exc, SyntaxError) and exc.filename and _inside(exc.filename, folder):
-        where = f"{exc.filename}, line {exc.lineno}"
-        text = (exc.text or "").strip()
-        return [f"your code has a SyntaxError: {exc.msg}", f"  at {where}"
-                + (f":  {text}" if text else "")]
-    message = str(exc).strip().splitlines()
-    head = f"your code raised {type(exc).__name__}" + (f": {message[0]}" if message else "")
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _inside(f.filename, folder)]
-    if not frames:
-        return [head]
-    f = frames[-1]
-    line = (f.line or "").strip()
-    where = f"  at {f.filename}, line {f.lineno}, in {f.name}"
-    return [head, where + (f":  {line}" if line else "")]
-
-
-def load_functions(directory: Path, exercise: Exercise) -> dict[str, Callable[..., Any]]:
-    """Import the learner's file for ``exercise`` afresh and return its functions by name.
-
-    Raises:
-        LearnerCodeError: the file is missing, does not import, or lacks a function.
-    """
-    path = Path(directory) / exercise.file
-    if not path.is_file():
-        raise LearnerCodeError([f"{path} does not exist (`python -m scratchnet.learn new "
-                                "OTHER_DIR` writes a fresh copy of every stub)"])
-    name = f"scratchnet_learner_{exercise.name}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except NotImplementedError as exc:
-        raise LearnerCodeError([f"not written yet: importing {path} raised NotImplementedError"
-                                + (f" ({exc})" if str(exc) else "")], not_written=True) from None
-    except Exception as exc:                            # noqa: BLE001 (any learner error)
-        raise LearnerCodeError(describe_exception(exc, directory)) from None
-    finally:
-        sys.modules.pop(name, None)
-    fns = {}
-    for sig in exercise.signatures:
-        fn = getattr(module, sig.name, None)
-        if not callable(fn):
-            raise LearnerCodeError([f"{path} defines no function {sig.name}; expected "
-                                    f"{sig.text}"])
-        fns[sig.name] = fn
-    return fns
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """NumPy warnings from a learner's code would interleave with the report; a NaN or inf
-    they announce shows up in the comparison instead."""
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
 
 
 # --- grading -------------------------------------------------------------------------------
@@ -181,85 +81,91 @@ class _CaseOutcome:
                 and (self.gradcheck is None or self.gradcheck.passed))
 
 
-def grade_exercise(exercise: Exercise, directory: Path) -> ExerciseResult:
-    """Grade one exercise of the learner's folder ``directory``."""
+def grade_exercise(exercise: Exercise, directory: Path, timeout: float = TIMEOUT
+                   ) -> ExerciseResult:
+    """Grade one exercise of the learner's folder ``directory``, its code in a child process
+    that may take ``timeout`` seconds in all."""
     t0 = time.perf_counter()
     result = ExerciseResult(exercise, Path(directory) / exercise.file)
     outcomes: list[_CaseOutcome] = []
-    with learner_code(directory):
-        try:
-            fns = load_functions(directory, exercise)
-        except LearnerCodeError as exc:
-            result.status, result.lines = NOT_WRITTEN if exc.not_written else FAIL, exc.lines
-        else:
-            if not any(_run_case(exercise, case, fns, directory, result, outcomes)
-                       for case in exercise.cases()):
-                result.lines = _report(exercise, outcomes)
-                result.status = PASS if all(o.passed for o in outcomes) else FAIL
-    result.seconds = time.perf_counter() - t0
+    errors: list[tuple[Case, list[str], str]] = []        # configurations that raised
+    case = None
+    try:
+        with LearnerProcess(directory, exercise, timeout) as learner:
+            for case in exercise.cases():
+                try:
+                    outcomes.append(_run_case(exercise, case, learner.functions, errors))
+                except LearnerRaised as exc:
+                    if exc.stub is not None:           # raised by the stub itself
+                        result.status = NOT_WRITTEN
+                        result.lines = [f"  {exc.stub} still raises NotImplementedError"
+                                        + (f"; the stub's hint: {exc.hint}" if exc.hint else "")]
+                        return result
+                    errors.append((case, exc.lines, "in configuration"))
+                except StructureError as exc:
+                    errors.append((case, [str(exc)], "in configuration"))
+        raised = [c for c, _, where in errors if where == "in configuration"]
+        result.lines = _error_lines(errors, len(raised) + len(outcomes)) + _report(
+            exercise, outcomes, raised)
+        result.status = PASS if all(o.passed for o in outcomes) and not errors else FAIL
+    except LearnerCodeError as exc:
+        result.status, result.lines = NOT_WRITTEN if exc.not_written else FAIL, _indent(exc.lines)
+        result.note = exc.lines[0] if "the library's own" in exc.lines[0] else ""
+    except LearnerEnded as exc:
+        where = f"; in configuration: {case.describe}" if case is not None else ""
+        result.status, result.lines = FAIL, _indent([f"{exc}{where}"])
+    finally:
+        result.seconds = time.perf_counter() - t0
     return result
 
 
-def _run_case(exercise: Exercise, case: Case, fns: dict[str, Callable[..., Any]],
-              directory: Path, result: ExerciseResult, outcomes: list[_CaseOutcome]) -> bool:
-    """Run one configuration; True when grading must stop (not written, an exception)."""
-    def stop(status: str, lines: list[str], where: str = "in configuration") -> bool:
-        result.status, result.lines = status, lines + [f"  {where}: {case.describe}"]
-        return True
+def _indent(lines: list[str]) -> list[str]:
+    return ["  " + line for line in lines]
 
-    try:
-        with _quiet():
-            outputs, changed = exercise.run(fns, case)
-    except NotImplementedError as exc:
-        name = _raising_function(exc, directory, last=True)
-        if name is not None:                   # raised by the stub itself: not written yet
-            result.status = NOT_WRITTEN
-            result.lines = [f"{name} still raises NotImplementedError"
-                            + (f"; the stub's hint: {exc}" if str(exc) else "")]
-            return True
-        return stop(FAIL, describe_exception(exc, directory))
-    except StructureError as exc:
-        return stop(FAIL, [str(exc)])
-    except Exception as exc:                            # noqa: BLE001 (any learner error)
-        return stop(FAIL, describe_exception(exc, directory))
+
+def _error_lines(errors: list[tuple[Case, list[str], str]], n: int) -> list[str]:
+    """The first configuration that raised, and how many did."""
+    if not errors:
+        return []
+    case, lines, where = errors[0]
+    more = (f"; it raised in {len(errors)} of {n} configurations" if len(errors) > 1 else "")
+    rest = " (the others are graded below)" if len(errors) < n else ""
+    return _indent(lines + [f"  {where}: {case.describe}{more}{rest}"])
+
+
+def _run_case(exercise: Exercise, case: Case, fns: dict[str, Callable[..., Any]],
+              errors: list[tuple[Case, list[str], str]]) -> _CaseOutcome:
+    """Run one configuration: compare the tensors, then gradcheck the layer. An exception of
+    the learner's code under gradcheck goes to ``errors``; one before, the caller's."""
+    with quiet():
+        outputs, changed = exercise.run(fns, case)
     comparisons = [compare(name, outputs.get(name), expected, case.contexts.get(name))
                    for name, expected in case.expected.items()]
     outcome = _CaseOutcome(case, comparisons, changed)
-    outcomes.append(outcome)
     if exercise.layer is None:
-        return False
+        return outcome
     if any(c.problem for c in comparisons):
         outcome.gradcheck = GradcheckOutcome(
             False, failure="not run: a tensor above has the wrong shape or type")
-        return False
+        return outcome
     try:
-        with _quiet(), learner_overrides([exercise], fns):
+        with quiet(), learner_overrides([exercise], fns):
             module, inputs = exercise.gradcheck_module(case)
             outcome.gradcheck = GradcheckOutcome(True, gradcheck(
                 module, *inputs, raise_exception=False, **exercise.gradcheck))
     except (StructureError, GradcheckError) as exc:
         outcome.gradcheck = GradcheckOutcome(True, failure=f"failed: {str(exc).splitlines()[0]}")
-    except Exception as exc:                            # noqa: BLE001 (any learner error)
-        return stop(FAIL, describe_exception(exc, directory),
-                    "while the layer ran under gradcheck, in configuration")
-    return False
+    except LearnerRaised as exc:
+        errors.append((case, exc.lines, "while the layer ran under gradcheck, in configuration"))
+        outcome.gradcheck = GradcheckOutcome(False, failure="not run: your code raised")
+    return outcome
 
 
-def _raising_function(exc: BaseException, directory: Path, last: bool = False) -> str | None:
-    """The learner's function the exception came from (with ``last``: only when the raise
-    itself is in the learner's folder), or None."""
-    folder = Path(directory).resolve()
-    frames = traceback.extract_tb(exc.__traceback__)
-    if last:
-        frames = frames[-1:]
-    frames = [f for f in frames if _inside(f.filename, folder)]
-    return frames[-1].name if frames else None
-
-
-def grade(directory: Path, names: Iterable[str] | None = None) -> list[ExerciseResult]:
+def grade(directory: Path, names: Iterable[str] | None = None, timeout: float = TIMEOUT
+          ) -> list[ExerciseResult]:
     """Grade the named exercises (all when ``names`` is None) of the folder ``directory``."""
     chosen = list(names) if names else list(EXERCISES)
-    return [grade_exercise(EXERCISES[n], Path(directory)) for n in chosen]
+    return [grade_exercise(EXERCISES[n], Path(directory), timeout) for n in chosen]
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -288,9 +194,12 @@ def _more(text: str, hang: str = "") -> list[str]:
                          break_on_hyphens=False)
 
 
-def _report(exercise: Exercise, outcomes: list[_CaseOutcome]) -> list[str]:
+def _report(exercise: Exercise, outcomes: list[_CaseOutcome], raised: list[Case]) -> list[str]:
+    """The rows of the configurations that ran (``raised``: those that raised before)."""
+    if not outcomes:
+        return []
     lines: list[str] = []
-    names = list(outcomes[0].case.expected) if outcomes else []
+    names = list(outcomes[0].case.expected)
     for name in names:
         rows = [(o.case, c) for o in outcomes for c in o.comparisons if c.name == name]
         failing = [(case, c) for case, c in rows if not c.passed]
@@ -317,8 +226,8 @@ def _report(exercise: Exercise, outcomes: list[_CaseOutcome]) -> list[str]:
         lines += _row("inputs", "FAIL", f"{' / '.join(exercise.functions)} changed its "
                       f"argument(s) {', '.join(changed)} in place; return new arrays instead "
                       "(the caller may still need them)")
-    lines += _gradcheck_lines(exercise, outcomes)
-    lines += _pattern_lines(exercise, outcomes)
+    lines += _gradcheck_lines(exercise, outcomes, len(raised))
+    lines += _pattern_lines(exercise, outcomes, raised)
     return lines
 
 
@@ -345,23 +254,25 @@ def _common_diagnoses(per_config: list[list[str]], most: int = 2) -> list[str]:
     return out
 
 
-def _gradcheck_lines(exercise: Exercise, outcomes: list[_CaseOutcome]) -> list[str]:
-    checks = [o.gradcheck for o in outcomes if o.gradcheck is not None]
+def _gradcheck_lines(exercise: Exercise, outcomes: list[_CaseOutcome], raised: int) -> list[str]:
     runs = [(o.case, o.gradcheck) for o in outcomes if o.gradcheck is not None and o.gradcheck.ran]
-    skipped = [g for g in checks if not g.ran]
+    skipped = [o.gradcheck.failure for o in outcomes if o.gradcheck and not o.gradcheck.ran]
+    skipped += ["not run: your code raised"] * (raised if exercise.layer else 0)
     if not runs:
         if skipped:
-            return _row("gradcheck", "-", skipped[0].failure)
+            return _row("gradcheck", "-", skipped[0])
         return _row("gradcheck", "-", f"not applicable; checked against {exercise.checked_by}")
+    not_run = (f"not run in {len(skipped)} more: "
+               + "; ".join(dict.fromkeys(s.removeprefix("not run: ") for s in skipped)))
     bad = [(case, g) for case, g in runs if not g.passed]
     if not bad:
         worst = max(g.report.max_rel_error for _, g in runs)
         return _row("gradcheck", "pass", f"{len(runs)} configurations (finite differences, "
-                    f"random upstream gradient); worst relative error {worst:.1e}")
+                    f"random upstream gradient); worst relative error {worst:.1e}"
+                    + (f"; {not_run}" if skipped else ""))
     case, g = bad[0]
     lines = _row("gradcheck", "FAIL", f"in {len(bad)} of {len(runs)} configurations"
-                 + (f" (not run in {len(skipped)} more: a tensor has the wrong shape)"
-                    if skipped else "") + f"; the first: {case.describe}")
+                 + (f" ({not_run})" if skipped else "") + f"; the first: {case.describe}")
     if g.report is None:
         return lines + _more(g.failure)
     for check in g.report.checks:
@@ -371,9 +282,10 @@ def _gradcheck_lines(exercise: Exercise, outcomes: list[_CaseOutcome]) -> list[s
     return lines
 
 
-def _pattern_lines(exercise: Exercise, outcomes: list[_CaseOutcome]) -> list[str]:
-    """Which feature separates the failing configurations from the passing ones."""
-    failing = [o.case.features for o in outcomes if not o.passed]
+def _pattern_lines(exercise: Exercise, outcomes: list[_CaseOutcome], raised: list[Case]
+                   ) -> list[str]:
+    """Which feature separates the failing (or raising) configurations from the passing ones."""
+    failing = [o.case.features for o in outcomes if not o.passed] + [c.features for c in raised]
     passing = [o.case.features for o in outcomes if o.passed]
     if not failing or not passing:
         return []
@@ -384,15 +296,15 @@ def _pattern_lines(exercise: Exercise, outcomes: list[_CaseOutcome]) -> list[str
     return []
 
 
-def format_result(result: ExerciseResult) -> str:
-    """The report of one exercise: a header line, then one line per tensor and check."""
+def format_result(result: ExerciseResult, hint: int = 0) -> str:
+    """The report of one exercise: a header line, then one line per tensor and check (and
+    the exercise's hints up to level ``hint``)."""
     ex = result.exercise
     head = (f"{ex.name}: {result.status}  ({', '.join(ex.functions)} in {result.path}; "
             f"explained in {ex.chapter})")
-    body = result.lines if result.status != NOT_WRITTEN else ["  " + line for line in result.lines]
-    if result.status == FAIL and result.lines and not result.lines[0].startswith("  "):
-        body = ["  " + line for line in result.lines]
-    return "\n".join([head, *body])
+    hints = [line for level, text in enumerate(ex.hints[:hint], 1) for line in _row(
+        f"hint {level}", "", f"({HINT_LEVELS[level - 1]}) {text}")]
+    return "\n".join([head, *result.lines, *hints])
 
 
 def format_summary(results: list[ExerciseResult]) -> str:
