@@ -27,6 +27,18 @@ class _Loss(Module):
                              f"'none', got {reduction!r}")
         self.reduction = reduction
 
+    def _keep_weights(self, **weights: Array | None) -> None:
+        """PyTorch's optional ``weight`` (and ``pos_weight``), kept as buffers so that
+        ``to()`` moves and casts them."""
+        for key, w in weights.items():
+            if w is None:
+                object.__setattr__(self, key, None)
+            elif hasattr(w, "shape") and hasattr(w, "dtype") and w.dtype.kind == "f":
+                self.register_buffer(key, w)
+            else:
+                raise TypeError(f"{type(self).__name__}: {key} must be None or a floating-point "
+                                f"array, got {getattr(w, 'dtype', type(w).__name__)}")
+
     def _check(self, input: Array, target: Array, **weights: Array | None) -> None:
         name = type(self).__name__
         if getattr(input, "shape", None) != getattr(target, "shape", None):
@@ -54,22 +66,6 @@ class _Loss(Module):
 
     def extra_repr(self) -> str:
         return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
-
-
-class _WeightedLoss(_Loss):
-    """A loss with PyTorch's optional ``weight`` (and ``pos_weight``), kept as buffers so
-    that ``to()`` moves and casts them."""
-
-    def __init__(self, weight: Array | None, reduction: str, **more: Array | None):
-        super().__init__(reduction)
-        for key, w in {"weight": weight, **more}.items():
-            if w is None:
-                object.__setattr__(self, key, None)
-            elif hasattr(w, "shape") and hasattr(w, "dtype") and w.dtype.kind == "f":
-                self.register_buffer(key, w)
-            else:
-                raise TypeError(f"{type(self).__name__}: {key} must be None or a floating-point "
-                                f"array, got {getattr(w, 'dtype', type(w).__name__)}")
 
 
 class MSELoss(_Loss):
@@ -125,7 +121,7 @@ class L1Loss(_Loss):
         return F.l1_loss_backward(self._keep(grad_output), grad_output, self.reduction)
 
 
-class BCELoss(_WeightedLoss):
+class BCELoss(_Loss):
     """Binary cross-entropy of probabilities:
     ``l = -w * (t * log(x) + (1 - t) * log(1 - x))``, each log clamped at -100 (PyTorch).
 
@@ -140,7 +136,8 @@ class BCELoss(_WeightedLoss):
     """
 
     def __init__(self, weight: Array | None = None, *, reduction: str = "mean"):
-        super().__init__(weight, reduction)
+        super().__init__(reduction)
+        self._keep_weights(weight=weight)
 
     def forward(self, input: Array, target: Array) -> Array:
         self._check(input, target, weight=self.weight)
@@ -157,7 +154,7 @@ class BCELoss(_WeightedLoss):
                                                self.reduction)
 
 
-class BCEWithLogitsLoss(_WeightedLoss):
+class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy of ``sigmoid(input)``, from the logits, without overflow.
 
     Args:
@@ -176,7 +173,8 @@ class BCEWithLogitsLoss(_WeightedLoss):
 
     def __init__(self, weight: Array | None = None, *, reduction: str = "mean",
                  pos_weight: Array | None = None):
-        super().__init__(weight, reduction, pos_weight=pos_weight)
+        super().__init__(reduction)
+        self._keep_weights(weight=weight, pos_weight=pos_weight)
 
     def forward(self, input: Array, target: Array) -> Array:
         self._check(input, target, weight=self.weight, pos_weight=self.pos_weight)
