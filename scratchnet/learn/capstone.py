@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .. import cli, nn, ops, optim
-from ..data import (BatchLoader, DatasetError, add_noise, find_dataset_dir, images_to_array,
+from ..data import (BatchLoader, DatasetError, NoiseSpec, find_dataset_dir, images_to_array,
                     load_dataset, search_dirs)
 from ..evaluation import psnr
 from ..models import build_model
@@ -56,7 +56,9 @@ class Recipe:
 # 100 of the dense model's 376 steps.
 RECIPES = {"conv": Recipe(12_000, 2, 3e-3), "unet": Recipe(6_400, 1, 5e-3, width=8),
            "dense": Recipe(12_000, 2, 3e-3)}
-NOISE, TEST_SEED, COMPARE, FIGURE_IMAGES = 0.5, 1234, 16, 8
+# The training program's default noise (Gaussian 0.5, clipped, test seed 1234): one spec, so
+# the capstone's test set is the one examples/train_denoiser.py scores.
+NOISE, COMPARE, FIGURE_IMAGES = NoiseSpec(), 16, 8
 # Two float32 runs of the same math in another order of operations (a learner's
 # (gy * y) * (1 - y) for the library's gy * y * (1 - y)) differ by a few units of float32
 # rounding (6e-8) per operation; over the compared steps the losses of correct solutions stay
@@ -313,12 +315,12 @@ def _train(directory: Path, model: str, r: Recipe, train_x: np.ndarray, test_x: 
     loader = BatchLoader(train_x, r.batch_size, shuffle=True, seed=seed)
     n = len(loader)
     compare, check = min(COMPARE, n * r.epochs), f"python -m scratchnet.learn check {directory}"
-    noisy_test = add_noise("gaussian", test_x, NOISE, True, default_rng(TEST_SEED, "numpy"))
+    noisy_test = NOISE.test_batch(test_x)
     out(f"training the {model} model with your {', '.join(ex.name for ex in exercises)}, inside "
         "the library's own layers")
     out(f"{len(train_x):,} MNIST training images, {r.epochs} epoch{'s' * (r.epochs > 1)} of {n} "
         f"batches of {r.batch_size}, Adam lr {r.lr:g} with weight decay {r.weight_decay:g}, "
-        f"Gaussian noise {NOISE:g} clipped to [0, 1], float32 (seed {seed})")
+        f"Gaussian noise {NOISE.factor:g} clipped to [0, 1], float32 (seed {seed})")
     out(f"the first {compare} batches in lockstep with the library's functions, from the same "
         f"weights:\n{'batch':>6}  {'library':>10}  {'yours':>10}  {'rel. diff.':>10}")
     diffs: list[float] = []
@@ -327,7 +329,7 @@ def _train(directory: Path, model: str, r: Recipe, train_x: np.ndarray, test_x: 
         for epoch in range(r.epochs):
             total, t_epoch = 0.0, time.perf_counter()
             for b, clean in enumerate(loader):
-                noisy = add_noise("gaussian", clean, NOISE, True, default_rng((seed, epoch, b), "numpy"))
+                noisy = NOISE.apply(clean, default_rng((seed, epoch, b), "numpy"))
                 k = epoch * n + b
                 if k >= compare:
                     with yours_on():
@@ -380,7 +382,7 @@ def _report(model: str, denoised: np.ndarray, train_x: np.ndarray, test_x: np.nd
     baselines = {"the noisy input itself": _mse(noisy, test_x),
                  "all black (zeros)": _mse(np.zeros_like(test_x), test_x),
                  "the average training image": _mse(train_x.mean(axis=0, dtype="float64"), test_x)}
-    out(f"test MSE on {len(test_x):,} MNIST test images (noise {NOISE:g}, clipped; seed {TEST_SEED}):")
+    out(f"test MSE on {len(test_x):,} MNIST test images (noise {NOISE.factor:g}, clipped; seed {NOISE.test_seed}):")
     for name, value in {f"your {model} model": test_mse, **baselines}.items():
         out(f"  {name:<28} {value:.4f}  ({psnr(value):.1f} dB)")
     above = [name for name, value in baselines.items() if not test_mse < value]

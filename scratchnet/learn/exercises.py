@@ -63,11 +63,19 @@ class Signature:
                 defaults[key] = eval(default)              # noqa: S307 (our own table)
         return cls(name, tuple(names), defaults, tuple(outputs.split(", ")), text.strip())
 
-    def matches(self, fn: Callable[..., Any]) -> bool:
-        """``fn`` takes exactly these parameters, in this order, with these defaults."""
-        ps = inspect.signature(fn).parameters.values()
-        return (tuple(p.name for p in ps) == self.params and self.defaults ==
-                {p.name: p.default for p in ps if p.default is not inspect.Parameter.empty})
+    def matches(self, fn: Callable[..., Any], extra_options: bool = False) -> bool:
+        """``fn`` takes exactly these parameters, in this order, with these defaults; with
+        ``extra_options`` (an op of the library), it may take more after them, each with a
+        default: options its layer passes only when they are not the default (a convolution's
+        dilation, a loss's reduction), so a learner's function of this signature serves the
+        default case."""
+        ps = list(inspect.signature(fn).parameters.values())
+        own, more = ps[:len(self.params)], ps[len(self.params):]
+        if more and not (extra_options and all(p.default is not inspect.Parameter.empty
+                                               for p in more)):
+            return False
+        return (tuple(p.name for p in own) == self.params and self.defaults ==
+                {p.name: p.default for p in own if p.default is not inspect.Parameter.empty})
 
 
 @dataclass(frozen=True)
