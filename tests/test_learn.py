@@ -600,7 +600,7 @@ def test_stubs_ship_as_package_data_and_match_the_exercises():
             assert sig.matches(fn), (sig.text, inspect.signature(fn))
             assert sig.matches(ops.OPS[sig.name], extra_options=True), (sig.text, inspect.signature(ops.OPS[sig.name]))
             doc = inspect.getdoc(fn)
-            assert "Args:" in doc and "Returns:" in doc and "Math" in doc, fname
+            assert "Args:" in doc and "Returns:" in doc and "Math" in doc, ex.file
             with pytest.raises(NotImplementedError) as info:
                 fn(*[None] * len(inspect.signature(fn).parameters))
             assert str(info.value) and "\n" not in str(info.value)
