@@ -30,10 +30,14 @@ every method, PSNR in each title).
 """
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 if __name__ == "__main__":   # one line for Ctrl-C while loading, or a Python without the project
-    import _start  # noqa: F401
+    signal.signal(signal.SIGINT, lambda *_: (sys.stderr.write(    # at once: before any import
+        "interrupted while starting; nothing was written\n"), os._exit(130)))
+    import _start  # noqa: F401   (SIGTERM and SIGHUP too; the project's import checked)
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
