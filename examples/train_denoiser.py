@@ -45,7 +45,7 @@ from scratchnet.models import MODELS  # noqa: E402
 
 PRESET_NOTES = {"table-b": "the default for digits", "table-a": "the smaller-batch table",
                 "unet": "the U-Net recipe chosen by measurement",
-                "photo-cpu": "the default for train400: under an hour on 2 CPU cores",
+                "photo-cpu": "the default for train400: sized for 2 CPU cores",
                 "dncnn-s": "the paper's DnCNN-S, for a GPU",
                 "dncnn-b": "the paper's blind DnCNN-B, for a GPU"}
 DIGIT_NOISE_OPTIONS = {"noise", "noise_factor", "no_clip"}

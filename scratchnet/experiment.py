@@ -60,7 +60,8 @@ PRESETS = {
     # learning rate, cosine decay to 0 over the 10 epochs
     "unet": dict(model="unet", width=32, batch_size=64, lr=2e-3, lr_schedule="cosine",
                  weight_decay=1e-5, epochs=10),
-    # photographs on a 2-core CPU in under an hour (docs/photos.md): DnCNN depth 10, width
+    # photographs on a 2-core CPU (docs/photos.md: 4,500 steps, 54 min at the 0.72 s a step it
+    # was sized by; 1.5 s a step measured alone later, benchmarks/README.md): DnCNN depth 10, width
     # 32, batches of 64 random 40x40 patches, Adam 1e-3 with cosine decay, 5 epochs of 900
     # batches (4,500 steps); sigma 25 unless --sigma/--sigma-range say otherwise
     "photo-cpu": dict(dataset="train400", model="dncnn", depth=10, width=32, batch_size=64,
