@@ -33,11 +33,12 @@ examples:
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
+import _signal  # the signal module's C part, built in: no import time in which Ctrl-C could land
+
 if __name__ == "__main__":   # one line for Ctrl-C while loading, or a Python without the project
-    signal.signal(signal.SIGINT, lambda *_: (sys.stderr.write(    # at once: before any import
+    _signal.signal(_signal.SIGINT, lambda *_: (sys.stderr.write(   # at once: before any import
         "interrupted while starting; nothing was written\n"), os._exit(130)))
     import _start  # noqa: F401   (SIGTERM and SIGHUP too; the project's import checked)
 
