@@ -100,3 +100,18 @@ def sigint_at_batch(monkeypatch, n: int):
 
     monkeypatch.setattr(NoiseSpec, "apply", apply)
     return real
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    """An untrained digit checkpoint (the conv autoencoder, a flat old-style noise config),
+    for the programs' start-up and signal tests."""
+    from scratchnet import manual_seed
+    from scratchnet.checkpoint import save_checkpoint
+    from scratchnet.models import conv_autoencoder
+    manual_seed(0)
+    path = tmp_path / "ckpt" / "checkpoint.npz"
+    path.parent.mkdir()
+    save_checkpoint(path, conv_autoencoder(), config={"model": "conv", "noise": "gaussian",
+                                                      "dataset": "mnist", "noise_factor": 0.5})
+    return path

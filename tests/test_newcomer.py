@@ -11,8 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import scratchnet as sn
-from scratchnet.checkpoint import save_checkpoint
 from scratchnet.data import DatasetError, load_dataset
 from scratchnet.experiment import Config, TrainingInterrupted, train
 
@@ -35,17 +33,6 @@ def start(args, **kw):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **kw.pop("env", {})}
     return subprocess.Popen([sys.executable, *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, **kw)
-
-
-@pytest.fixture
-def checkpoint(tmp_path):
-    sn.manual_seed(0)
-    from scratchnet.models import conv_autoencoder
-    path = tmp_path / "ckpt" / "checkpoint.npz"
-    path.parent.mkdir()
-    save_checkpoint(path, conv_autoencoder(), config={"model": "conv", "noise": "gaussian",
-                                                      "dataset": "mnist", "noise_factor": 0.5})
-    return path
 
 
 @pytest.mark.parametrize("delay", [0.05, 0.3])

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import scratchnet as sn
 from scratchnet import cli, fileio
-from scratchnet.checkpoint import load_checkpoint, save_checkpoint
+from scratchnet.checkpoint import load_checkpoint
 from scratchnet.experiment import Config, TrainingInterrupted, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,17 +119,6 @@ def test_handlers_are_restored_after_the_block():
     with cli.raise_on_stop_signals():
         assert signal.getsignal(signal.SIGTERM) is not before[signal.SIGTERM]
     assert {s: signal.getsignal(s) for s in cli.STOP_SIGNALS} == before
-
-
-@pytest.fixture
-def checkpoint(tmp_path):
-    sn.manual_seed(0)
-    from scratchnet.models import conv_autoencoder
-    path = tmp_path / "ckpt" / "checkpoint.npz"
-    path.parent.mkdir()
-    save_checkpoint(path, conv_autoencoder(), config={"model": "conv", "noise": "gaussian",
-                                                      "dataset": "mnist", "noise_factor": 0.5})
-    return path
 
 
 @pytest.mark.realdata
