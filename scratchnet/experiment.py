@@ -60,13 +60,13 @@ PRESETS = {
     # learning rate, cosine decay to 0 over the 10 epochs
     "unet": dict(model="unet", width=32, batch_size=64, lr=2e-3, lr_schedule="cosine",
                  weight_decay=1e-5, epochs=10),
-    # photographs on a 2-core CPU (docs/photos.md: 4,500 steps, 54 min at the 0.72 s a step it
-    # was sized by; 1.5 s a step measured alone later, benchmarks/README.md): DnCNN depth 10, width
-    # 32, batches of 64 random 40x40 patches, Adam 1e-3 with cosine decay, 5 epochs of 900
-    # batches (4,500 steps); sigma 25 unless --sigma/--sigma-range say otherwise
+    # photographs on a 2-core CPU (docs/photos.md): DnCNN depth 10, width 32, batches of 64
+    # random 40x40 patches, Adam 1e-3 with cosine decay, 4 epochs of 500 batches (2,000 steps:
+    # 51 min at the 1.54 s a step measured alone, benchmarks/README.md); sigma 25 unless
+    # --sigma/--sigma-range say otherwise
     "photo-cpu": dict(dataset="train400", model="dncnn", depth=10, width=32, batch_size=64,
-                      patch_size=40, patches_per_image=144, lr=1e-3, lr_schedule="cosine",
-                      weight_decay=0.0, epochs=5, noise=NoiseSpec.from_sigma(25)),
+                      patch_size=40, patches_per_image=80, lr=1e-3, lr_schedule="cosine",
+                      weight_decay=0.0, epochs=4, noise=NoiseSpec.from_sigma(25)),
     # the paper's DnCNN-S (one model per sigma) for a GPU: depth 17, width 64, batch 128 of
     # 40x40 patches, 128 x 1,600 patches per epoch, 50 epochs (Adam 1e-3, cosine)
     "dncnn-s": dict(dataset="train400", model="dncnn", depth=17, width=64, batch_size=128,

@@ -114,7 +114,7 @@ def test_blind_runs_are_scored_at_15_25_and_50(real_photos, tmp_path):
 def test_presets():
     cpu = PRESETS["photo-cpu"]
     steps = cpu["epochs"] * -(-400 * cpu["patches_per_image"] // cpu["batch_size"])
-    assert steps == 4500 and (cpu["depth"], cpu["width"], cpu["batch_size"]) == (10, 32, 64)
+    assert steps == 2000 and (cpu["depth"], cpu["width"], cpu["batch_size"]) == (10, 32, 64)
     for name in ("dncnn-s", "dncnn-b"):
         p = PRESETS[name]
         assert (p["depth"], p["width"], p["batch_size"]) == (17, 64, 128)
