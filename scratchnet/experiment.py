@@ -20,7 +20,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
-import math
 import numbers
 import multiprocessing
 import platform
@@ -43,6 +42,7 @@ from .data import (DATASETS, BatchLoader, NoiseSpec, PatchLoader, find_dataset_d
 from .evaluation import denoise_photos, mean_ssim, predict, psnr, score_model, score_photos
 from .fileio import WriteError, atomic_write_csv, atomic_write_json
 from .models import MODELS, build_model, summary
+from .nn._checks import is_finite_number, is_integer
 
 __all__ = ["Config", "RunState", "TrainingStopped", "TrainingInterrupted", "train", "psnr",
            "PRESETS", "LR_SCHEDULES", "PHOTO_DATASETS"]
@@ -155,9 +155,6 @@ class Config:
         def fail(name: str, expected: str) -> None:
             raise ValueError(f"config {name} is {getattr(self, name)!r}; expected {expected}")
 
-        def integer(v: Any) -> bool:
-            return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
         choices = {"dataset": sorted([*DATASETS, *PHOTO_DATASETS]), "model": sorted(MODELS),
                    "backend": sorted(BACKEND_NAMES), "dtype": ["float32", "float64"],
                    "lr_schedule": list(LR_SCHEDULES)}
@@ -165,24 +162,22 @@ class Config:
             if not isinstance(getattr(self, name), str) or getattr(self, name) not in allowed:
                 fail(name, f"one of {allowed}")
         for name in ("epochs", "batch_size", "patch_size", "patches_per_image"):
-            if not integer(getattr(self, name)) or getattr(self, name) < 1:
+            if not is_integer(getattr(self, name)) or getattr(self, name) < 1:
                 fail(name, "an integer >= 1")
         for name in ("width", "depth", "limit_train", "limit_test", "log_every"):
             v = getattr(self, name)
-            if v is not None and (not integer(v) or v < 1):
+            if v is not None and (not is_integer(v) or v < 1):
                 fail(name, "an integer >= 1 or null")
-        if not integer(self.seed) or self.seed < 0:
+        if not is_integer(self.seed) or self.seed < 0:
             fail("seed", "an integer >= 0")
         for name, low in (("lr", "> 0"), ("weight_decay", ">= 0")):
             v = getattr(self, name)
-            if (isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v)
-                    or (v <= 0 if low == "> 0" else v < 0)):
+            if not is_finite_number(v) or (v <= 0 if low == "> 0" else v < 0):
                 fail(name, f"a finite number {low}")
         if not isinstance(self.noise, NoiseSpec):
             fail("noise", "a noise specification")
         if self.test_sigmas is not None and (not isinstance(self.test_sigmas, list) or not all(
-                isinstance(s, numbers.Real) and not isinstance(s, bool) and math.isfinite(s)
-                and s >= 0 for s in self.test_sigmas)):
+                is_finite_number(s) and s >= 0 for s in self.test_sigmas)):
             fail("test_sigmas", "a list of finite sigmas >= 0 or null")
         if not isinstance(self.download, bool):
             fail("download", "true or false")
@@ -216,8 +211,7 @@ class RunState:
         state = cls(**values)
 
         def number(v: Any, integral: bool = False) -> bool:
-            kind = numbers.Integral if integral else numbers.Real
-            return isinstance(v, kind) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+            return (is_integer(v) if integral else is_finite_number(v)) and v >= 0
 
         for name, integral in (("epoch", True), ("batch", True), ("partial_images", True),
                                ("partial_loss", False), ("train_seconds", False)):

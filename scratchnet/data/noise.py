@@ -11,13 +11,12 @@ stated wherever a result is reported.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from typing import Any, Callable, Sequence
 
 import numpy
 
 from ..backend import backend_name, default_rng, get_array_module
+from ..nn._checks import is_finite_number, is_integer
 from ..ops import op
 
 Array = Any
@@ -28,10 +27,6 @@ __all__ = ["add_gaussian_noise", "add_salt_and_pepper_noise", "add_speckle_noise
 
 def _rng_for(x: Array, rng: Any) -> Any:
     return default_rng(None, backend_name(x)) if rng is None else rng
-
-
-def _finite_number(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _check_factor(factor: float, name: str) -> None:
@@ -111,19 +106,18 @@ class NoiseSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.kind, str) or self.kind not in NOISES:
             raise ValueError(f"unknown noise {self.kind!r}; expected one of {sorted(NOISES)}")
-        if not _finite_number(self.factor):
+        if not is_finite_number(self.factor):
             raise ValueError(f"noise factor must be a finite number >= 0, got {self.factor!r}")
         _check_factor(self.factor, "noise factor")
         if self.kind == "salt-pepper" and self.factor > 1:
             raise ValueError(f"salt-pepper takes a fraction <= 1 (of the pixels), got {self.factor!r}")
         if not isinstance(self.clip, bool):
             raise ValueError(f"noise clip must be true or false, got {self.clip!r}")
-        if (isinstance(self.test_seed, bool) or not isinstance(self.test_seed, numbers.Integral)
-                or self.test_seed < 0):
+        if not is_integer(self.test_seed) or self.test_seed < 0:
             raise ValueError(f"noise test_seed must be an integer >= 0, got {self.test_seed!r}")
         if self.factor_range is not None:
             if (not isinstance(self.factor_range, (tuple, list)) or len(self.factor_range) != 2
-                    or not all(_finite_number(v) for v in self.factor_range)):
+                    or not all(is_finite_number(v) for v in self.factor_range)):
                 raise ValueError(f"noise range must be two finite numbers, got {self.factor_range!r}")
             lo, hi = self.factor_range
             if self.kind != "gaussian":

@@ -62,11 +62,20 @@ def flag(value: Any, name: str, layer: str) -> bool:
     return value
 
 
+def is_finite_number(value: Any) -> bool:
+    """True for a finite real number that is not a bool (what every numeric setting must be)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_integer(value: Any) -> bool:
+    """True for an integer that is not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def real_number(value: Any, name: str, layer: str, low: float | None = None,
                 high: float | None = None) -> float:
     """A finite real number in [low, high] (either bound optional) as a float, or ValueError."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (low is not None and value < low) or (high is not None and value > high):
+    if not is_finite_number(value) or (low is not None and value < low) or (high is not None and value > high):
         bounds = ("" if low is None and high is None else
                   f" in [{low}, {high}]" if low is not None and high is not None else
                   f" >= {low}" if low is not None else f" <= {high}")
