@@ -150,7 +150,7 @@ def test_train400_defaults_to_the_cpu_preset_and_sigma_25():
     argv = ["--dataset", "train400"]
     config = train_denoiser.make_config(parser.parse_args(argv), parser,
                                         train_denoiser.explicit_options(argv))
-    assert (config.model, config.depth, config.width, config.epochs) == ("dncnn", 10, 32, 5)
+    assert (config.model, config.depth, config.width, config.epochs) == ("dncnn", 10, 32, 4)
     assert config.noise == NoiseSpec.from_sigma(25)
     argv = ["--preset", "dncnn-b", "--epochs", "2"]
     config = train_denoiser.make_config(parser.parse_args(argv), parser,

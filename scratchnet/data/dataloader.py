@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy
 
-from ..backend import default_rng, get_array_module, init_rng
+from ..backend import default_rng, get_array_module
+from ..random import draw_seed
 
 Array = Any
 
@@ -28,11 +29,6 @@ __all__ = ["Dataset", "TensorDataset", "Subset", "random_split", "DataLoader", "
 
 def _is_array(x: Any) -> bool:
     return hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, numpy.generic)
-
-
-def _draw_seed() -> int:
-    """A seed from scratchnet's host generator: ``scratchnet.manual_seed`` fixes it."""
-    return int(init_rng().integers(2 ** 63))
 
 
 class Dataset:
@@ -121,7 +117,7 @@ def random_split(dataset: Dataset, lengths: Sequence[int | float], seed: int | N
     if not all(isinstance(x, numbers.Integral) and x >= 0 for x in lengths) or sum(lengths) != n:
         raise ValueError(f"random_split: lengths {lengths} must be counts summing to the "
                          f"dataset's length {n}, or fractions summing to 1")
-    order = default_rng(_draw_seed() if seed is None else seed).permutation(n)
+    order = default_rng(draw_seed() if seed is None else seed).permutation(n)
     out, start = [], 0
     for size in lengths:
         out.append(Subset(dataset, order[start:start + size].tolist()))
@@ -208,7 +204,7 @@ class DataLoader:
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.collate_fn = collate_fn
         if seed is None:
-            seed = _draw_seed() if self.shuffle else 0     # draw only when it is used
+            seed = draw_seed() if self.shuffle else 0     # draw only when it is used
         self.seed = seed
         self.epoch = 0
 
