@@ -72,6 +72,21 @@ SOLUTIONS = {
         def mse_backward(diff, grad_output):
             return diff * (2.0 / diff.size) * grad_output
         """,
+    "cross_entropy.py": """
+        import numpy as np
+
+
+        def cross_entropy(input, target):
+            m = input.max(axis=1, keepdims=True)
+            logp = input - m - np.log(np.exp(input - m).sum(axis=1, keepdims=True))
+            return -logp[np.arange(len(target)), target].mean(), np.exp(logp)
+
+
+        def cross_entropy_backward(probs, target, grad_output):
+            d = probs.copy()
+            d[np.arange(len(target)), target] -= 1
+            return d * grad_output / len(target)
+        """,
     "conv2d_grad_weight.py": """
         def conv2d_grad_weight(gy, col):
             C, KH, KW, OH, OW, N = col.shape
@@ -220,7 +235,8 @@ def test_the_capstone_uses_every_exercise_its_models_call():
                             "conv_transpose2d", "sigmoid", "adam_step"]
     assert set(used["unet"]) == set(used["conv"]) | {"batch_norm", "max_pool2d", "unet_skip"}
     assert used["dense"] == ["linear", "relu", "mse", "sigmoid", "adam_step"]
-    assert set(EXERCISES) - {n for names in used.values() for n in names} == {"avg_pool2d"}
+    assert set(EXERCISES) - {n for names in used.values() for n in names} == {"avg_pool2d",
+                                                                               "cross_entropy"}
 
 
 def test_written_out_solutions_pass_every_exercise(solved: Path):

@@ -69,6 +69,16 @@ MISFIRES = {
         """, "yours lacks the direct term gy * weight * inv_std (the path around the statistics): "
              "in a staged backward, a later stage assigned dx (=) where it must add to it (+=)",
         "no pattern"),
+    "cross_entropy_without_the_max": ("cross_entropy", SOLUTIONS["cross_entropy.py"].replace(
+        "m = input.max(axis=1, keepdims=True)", "m = 0"),
+        "fails exactly in the configurations with large logits (and passes the others): exp of a "
+        "large score overflows: subtract each row's maximum before exp", "per-N"),
+    "cross_entropy_without_1_over_n": ("cross_entropy", SOLUTIONS["cross_entropy.py"].replace(
+        "d * grad_output / len(target)", "d * grad_output"),
+        "yours lacks the 1/N of the mean over the N = 4 samples", "square"),
+    "cross_entropy_probs_not_minus_onehot": ("cross_entropy", SOLUTIONS["cross_entropy.py"].replace(
+        "d[np.arange(len(target)), target] -= 1", "pass"),
+        "yours is probs alone: the gradient of -log p[n, t_n] is p - onehot(t_n)", "no pattern"),
 }
 
 

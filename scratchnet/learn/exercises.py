@@ -444,6 +444,68 @@ MSE = Exercise(
            "dpred = grad_output * 2 * diff / diff.size"))
 
 
+def _draw_cross_entropy(a: NS, r: np.random.Generator) -> dict[str, Any]:
+    logits, target = a.scale * _normal(r, a.N, a.C), r.integers(0, a.C, a.N)
+    _, probs = F.cross_entropy(logits, target)
+    onehot = np.eye(a.C)[target]
+    return dict(input=logits, target=target, probs=np.asarray(probs), onehot=onehot,
+                grad_output=float(0.5 + r.random()))
+
+
+def _softmax(y: np.ndarray, axis: int = 1, shift: bool = True) -> np.ndarray:
+    """exp(logsumexp's log-probabilities), over ``axis``; without the shift by the maximum,
+    as a learner's overflowing version computes it (0 where exp overflows)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        m = y.max(axis=axis, keepdims=True) if shift else 0
+        return np.exp(y - m - np.log(np.exp(y - m).sum(axis=axis, keepdims=True)))
+
+
+CROSS_ENTROPY = Exercise(
+    "cross_entropy",
+    "cross_entropy(input, target) -> (loss, probs); "
+    "cross_entropy_backward(probs, target, grad_output) -> dinput",
+    "a classifier's loss: the cross-entropy of the softmax of logits, and its gradient",
+    "docs/learn/01-chain.md",
+    (dict(N=4, C=3, scale=1.0), dict(N=1, C=5, scale=1.0), dict(N=3, C=4, scale=800.0),
+     dict(N=5, C=2, scale=2.0)),
+    _draw_cross_entropy,
+    lambda a: f"logits {a.input.shape}" + (f" up to {a.scale:g} in size" if a.scale > 10 else "")
+    + f", grad_output {a.grad_output:.4g}",
+    {"dinput": dict(axes=("N", "C"), sizes=(("N", lambda a: a.N, "the batch size, over which "
+                                                 "the mean is taken"),
+                                                ("C", lambda a: a.C, "the number of classes"))),
+     "loss": dict(axes=(), sizes=(("N", lambda a: a.N, "the batch size"),)),
+     "probs": dict(axes=("N", "C"))},
+    (Mistake("dinput", "yours is probs alone: the gradient of -log p[n, t_n] is p - onehot(t_n) "
+             "(subtract 1 at each sample's target)", lambda a: a.probs * a.grad_output / a.N),
+     Mistake("dinput", lambda a: f"yours lacks the 1/N of the mean over the N = {a.N} samples",
+             lambda a: (a.probs - a.onehot) * a.grad_output, lambda a: a.N > 1),
+     Mistake("dinput", lambda a: f"yours leaves out grad_output (dL/dloss, here "
+             f"{a.grad_output:.4g}): multiply by it", lambda a: (a.probs - a.onehot) / a.N),
+     Mistake("probs", "yours normalises each class over the batch (axis 0): the softmax runs "
+             "over the classes of each sample (axis 1)", lambda a: _softmax(a.input, 0),
+             lambda a: a.N > 1),
+     Mistake("probs", "yours is 0 in the rows whose scores overflow exp (beyond about 709): "
+             "subtract each row's maximum before exp (log-sum-exp)",
+             lambda a: _softmax(a.input, shift=False), lambda a: a.scale > 10),
+     Mistake("loss", "yours is the sum over the samples: the loss is their mean",
+             lambda a: a.N * F.cross_entropy(a.input, a.target)[0], lambda a: a.N > 1)),
+    hints=("input is (N, C), one row of C scores per sample; target (N,) holds each sample's "
+           "class; loss is one number, probs and dinput are (N, C)",
+           "softmax then -log of the target's probability, averaged over the samples; exp of a "
+           "large score overflows, and shifting a row by a constant changes no probability; "
+           "backward: the Jacobians of the log and the softmax collapse into one difference",
+           "m = input.max(axis=1, keepdims=True); logp = input - m - log(exp(input - m).sum("
+           "axis=1, keepdims=True)); loss = -logp[arange(N), target].mean(); probs = exp(logp);"
+           " dinput = grad_output * (probs - onehot(target)) / N"),
+    layer=lambda a: (nn.CrossEntropyLoss(), (a.input, a.target)),
+    conditions=(("large logits", lambda c: c["scale"] > 10,
+                 "exp of a large score overflows: subtract each row's maximum before exp "
+                 "(log-sum-exp), and take the log before the exp, not of probabilities that "
+                 "underflow to 0"),
+                ("batch > 1", lambda c: c["N"] > 1, "the mean over the N samples")))
+
+
 # --- convolution ---------------------------------------------------------------------------------
 _CONV_CONFIGS = (
     dict(N=2, C=2, OC=3, H=5, W=5, k=(3, 3), s=(1, 1), p=(0, 0)),
@@ -975,5 +1037,5 @@ ADAM_STEP = Exercise(
 
 
 EXERCISES: dict[str, Exercise] = {e.name: e for e in [
-    LINEAR, RELU, MSE, CONV2D_GRAD_WEIGHT, CONV2D_GRAD_INPUT, COL2IM, CONV_TRANSPOSE2D, SIGMOID,
+    LINEAR, RELU, MSE, CROSS_ENTROPY, CONV2D_GRAD_WEIGHT, CONV2D_GRAD_INPUT, COL2IM, CONV_TRANSPOSE2D, SIGMOID,
     MAX_POOL2D, AVG_POOL2D, BATCH_NORM, UNET_SKIP, ADAM_STEP]}
