@@ -194,6 +194,16 @@ SOLUTIONS = {
         def skip_sum(grad_pool, grad_skip):
             return grad_pool + grad_skip
         """,
+    "unet_backward.py": """
+        def unet_backward(grad_output, c_up2, c_up1, stage):
+            g = stage("d1", stage("out", stage("sigmoid", grad_output)))
+            g_up1, g_e1 = g[:, :c_up1], g[:, c_up1:]
+            g = stage("d2", stage("u1", g_up1))
+            g_up2, g_e2 = g[:, :c_up2], g[:, c_up2:]
+            g_e2 = g_e2 + stage("pool2", stage("b", stage("u2", g_up2)))
+            g_e1 = g_e1 + stage("pool1", stage("e2", g_e2))
+            return stage("e1", g_e1)
+        """,
     "adam_step.py": """
         import numpy as np
 
@@ -233,7 +243,8 @@ def test_the_capstone_uses_every_exercise_its_models_call():
     used = {m: [ex.name for ex in capstone.exercises_for(m)] for m in capstone.RECIPES}
     assert used["conv"] == ["relu", "mse", "conv2d_grad_weight", "conv2d_grad_input", "col2im",
                             "conv_transpose2d", "sigmoid", "adam_step"]
-    assert set(used["unet"]) == set(used["conv"]) | {"batch_norm", "max_pool2d", "unet_skip"}
+    assert set(used["unet"]) == set(used["conv"]) | {"batch_norm", "max_pool2d", "unet_skip",
+                                                     "unet_backward"}
     assert used["dense"] == ["linear", "relu", "mse", "sigmoid", "adam_step"]
     assert set(EXERCISES) - {n for names in used.values() for n in names} == {"avg_pool2d",
                                                                                "cross_entropy"}

@@ -79,6 +79,19 @@ MISFIRES = {
     "cross_entropy_probs_not_minus_onehot": ("cross_entropy", SOLUTIONS["cross_entropy.py"].replace(
         "d[np.arange(len(target)), target] -= 1", "pass"),
         "yours is probs alone: the gradient of -log p[n, t_n] is p - onehot(t_n)", "no pattern"),
+    "unet_skip_gradient_dropped": ("unet_backward", SOLUTIONS["unet_backward.py"].replace(
+        "g_e2 = g_e2 + stage", "g_e2 = stage"), "yours drops e2's skip gradient (its part of "
+        "cat(up2, e2)): e2 fed two consumers, so its gradient is the sum of both", "no pattern"),
+    "unet_fan_out_overwritten": ("unet_backward", SOLUTIONS["unet_backward.py"].replace(
+        "g_e1 = g_e1 + stage(", "g_deep = stage("),
+        "yours gives e1 its skip gradient alone: the gradient from the path below (pool1, e2) was "
+        "overwritten (=) where the two must be added (+=)", "no pattern"),
+    "unet_stage_run_twice": ("unet_backward", SOLUTIONS["unet_backward.py"].replace(
+        "g_e1 = g_e1 + stage(\"pool1\", stage(\"e2\", g_e2))",
+        "g_e1 = g_e1 + stage(\"pool1\", stage(\"e2\", g_e2)) + stage(\"pool1\", stage(\"e2\", 0 * g_e2))"),
+        "your code raised RuntimeError: ReLU.backward() called without a preceding forward(); each "
+        "backward consumes the values its forward saved",
+        "RuntimeError: RuntimeError"),
 }
 
 
