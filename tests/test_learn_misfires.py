@@ -144,3 +144,28 @@ def test_a_passing_gradcheck_says_how_many_configurations_it_skipped(tmp_path: P
     assert re.search(r"^  gradcheck +pass +3 configurations \(finite differences", text, re.M), text
     assert "worst relative error" in text and "; not run in 1 more: your code raised" in flat(text)
     assert "pattern fails exactly in the configurations with batch 1" not in flat(text)
+
+
+ON_OWN_GRAD_WEIGHT = """
+    from scratchnet.functional import conv2d, im2col
+    from conv2d_grad_weight import conv2d_grad_weight
+
+
+    def conv_transpose2d_backward(gy, x, weight, stride, padding):
+        dx = conv2d(gy, weight, None, stride, padding)[0]
+        dweight = conv2d_grad_weight(x, im2col(gy, weight.shape[2:], stride, padding))
+        return dx, dweight, gy.sum(axis=(0, 2, 3))
+    """
+
+
+def test_an_exercise_built_on_the_learners_own_function_names_it_when_that_fails(tmp_path: Path):
+    folder = write(tmp_path / "ex", {"conv_transpose2d.py": ON_OWN_GRAD_WEIGHT,
+                                     "conv2d_grad_weight.py": SOLUTIONS["conv2d_grad_weight.py"]})
+    result = grade_exercise(EXERCISES["conv_transpose2d"], folder)
+    assert result.passed, format_result(result)
+    write(folder, {"conv2d_grad_weight.py": MISFIRES["col_reshaped_not_transposed"][1]})
+    result = grade_exercise(EXERCISES["conv_transpose2d"], folder)
+    report = flat(format_result(result))
+    assert result.status == "FAIL" and len(result.lines) == 1, report
+    assert "conv_transpose2d uses your conv2d_grad_weight, which fails: dweight FAIL in 6 of 6 " \
+           "configurations" in report and report.endswith("; check conv2d_grad_weight first"), report

@@ -273,7 +273,8 @@ def _serve(conn: Any, folder: str, name: str, seconds: float) -> None:
             fns = load_functions(directory, EXERCISES[name])
         except LearnerCodeError as exc:
             return reply("error", exc.lines, exc.not_written)
-        reply("ready")
+        reply("ready", sorted(n for n, m in sys.modules.items()      # the learner's own modules
+                              if _inside(getattr(m, "__file__", None) or "", directory)))
         while True:
             fn, args = pickle.loads(conn.recv_bytes())
             args = tuple(_callback(conn, a.index) if isinstance(a, _Callback) else a for a in args)
@@ -434,6 +435,7 @@ class LearnerProcess:
         if reply[0] == "error":
             self.close()
             raise LearnerCodeError(reply[1], reply[2])
+        self.imports: list[str] = list(reply[1])      # modules of the learner's folder it imported
         self.functions = {s.name: self._stand_in(s.name) for s in exercise.signatures}
 
     def _stand_in(self, name: str) -> Callable[..., Any]:
