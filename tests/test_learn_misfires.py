@@ -80,25 +80,26 @@ MISFIRES = {
         "d[np.arange(len(target)), target] -= 1", "pass"),
         "yours is probs alone: the gradient of -log p[n, t_n] is p - onehot(t_n)", "no pattern"),
     "unet_skip_gradient_dropped": ("unet_backward", SOLUTIONS["unet_backward.py"].replace(
-        "g_e2 = g_e2 + stage", "g_e2 = stage"), "yours drops e2's skip gradient (its part of "
-        "cat(up2, e2)): e2 fed two consumers, so its gradient is the sum of both", "no pattern"),
+        'skip_sum(stage("pool2", stage("b", stage("u2", g_up2))), g_e2)',
+        'stage("pool2", stage("b", stage("u2", g_up2)))'), "yours drops e2's skip gradient (its "
+        "part of cat(up2, e2)): e2 fed two consumers, so its gradient is the sum of both",
+        "no pattern"),
     "unet_fan_out_overwritten": ("unet_backward", SOLUTIONS["unet_backward.py"].replace(
-        "g_e1 = g_e1 + stage(", "g_deep = stage("),
+        "g_e1 = skip_sum(stage(", "g_deep = (stage("),
         "yours gives e1 its skip gradient alone: the gradient from the path below (pool1, e2) was "
         "overwritten (=) where the two must be added (+=)", "no pattern"),
     "unet_stage_run_twice": ("unet_backward", SOLUTIONS["unet_backward.py"].replace(
-        "g_e1 = g_e1 + stage(\"pool1\", stage(\"e2\", g_e2))",
-        "g_e1 = g_e1 + stage(\"pool1\", stage(\"e2\", g_e2)) + stage(\"pool1\", stage(\"e2\", 0 * g_e2))"),
+        'g_e1 = skip_sum(stage("pool1", stage("e2", g_e2)), g_e1)',
+        'g_e1 = skip_sum(stage("pool1", stage("e2", g_e2)), g_e1) + stage("e2", g_e2)'),
         "your code raised RuntimeError: ReLU.backward() called without a preceding forward(); each "
-        "backward consumes the values its forward saved",
-        "RuntimeError: RuntimeError"),
+        "backward consumes the values its forward saved", "RuntimeError: RuntimeError"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(MISFIRES))
 def test_a_misfire_now_names_the_mistake(case: str, tmp_path: Path):
     exercise, source, words, not_words = MISFIRES[case]
-    folder = write(tmp_path / case, {f"{exercise}.py": source, "col2im.py": SOLUTIONS["col2im.py"]})
+    folder = write(tmp_path / case, {**SOLUTIONS, f"{exercise}.py": source})   # with what it imports
     result = grade_exercise(EXERCISES[exercise], folder)
     report = flat(format_result(result))
     assert result.status == "FAIL", report
