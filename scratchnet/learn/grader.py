@@ -90,6 +90,7 @@ def grade_exercise(exercise: Exercise, directory: Path, timeout: float = TIMEOUT
     t0 = time.perf_counter()
     graded = {} if graded is None else graded
     result = graded[exercise.name] = ExerciseResult(exercise, Path(directory) / exercise.file)
+    before = set(graded)                                  # the dependencies' time is their own
     outcomes: list[_CaseOutcome] = []
     errors: list[tuple[Case, list[str], str]] = []        # configurations that raised
     case = None
@@ -122,7 +123,8 @@ def grade_exercise(exercise: Exercise, directory: Path, timeout: float = TIMEOUT
         where = f"; in configuration: {case.describe}" if case is not None else ""
         result.status, result.lines = FAIL, _indent([f"{exc}{where}"])
     finally:
-        result.seconds = time.perf_counter() - t0
+        result.seconds = time.perf_counter() - t0 - sum(graded[n].seconds for n in
+                                                        set(graded) - before)
     return result
 
 
