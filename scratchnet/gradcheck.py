@@ -144,7 +144,8 @@ def gradcheck(module: Any, *inputs: Array, eps: float = 1e-6, atol: float = 1e-5
     """Compare ``module.backward`` with central differences for every input and parameter.
 
     The module is deep-copied and cast to float64 (the original is untouched); inputs are
-    cast to float64 on the module's backend.
+    cast to float64 on the module's backend, except integer ones (a classifier's class
+    indices), which keep their dtype.
 
     Args:
         module: a Module; ``module(*inputs)`` runs forward, ``module.backward(G)`` returns the
@@ -180,7 +181,8 @@ def gradcheck(module: Any, *inputs: Array, eps: float = 1e-6, atol: float = 1e-5
     work = copy.deepcopy(module).to(dtype="float64")
     backend = work.backend if next(work.parameters(), None) is not None else \
         get_array_module(*inputs).__name__
-    xs = [to_backend(x, backend).astype("float64") for x in inputs]   # own contiguous copies
+    xs = [to_backend(x, backend) for x in inputs]
+    xs = [x.astype(x.dtype if x.dtype.kind in "iu" else "float64") for x in xs]   # own copies
     rng = default_rng(seed, "numpy")          # host draws: the same G on every backend
 
     label = repr(module).split("\n")[0].rstrip("(")

@@ -11,12 +11,13 @@ denoiser](../learn/09-training.md) (conv_autoencoder).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from . import functional as F
 from . import nn
 from .backend import get_backend
 from .nn._checks import positive_int
+from .ops import op
 
 Array = Any
 
@@ -25,8 +26,8 @@ Array = Any
 MAX_WIDTH = 256
 MAX_DEPTH = 64                        # DnCNN's convolutions (the paper: 17 and 20)
 
-__all__ = ["Autoencoder", "conv_autoencoder", "dense_autoencoder", "UNet", "unet", "DnCNN",
-           "dncnn", "build_model", "MODELS", "MAX_WIDTH", "MAX_DEPTH", "summary"]
+__all__ = ["Autoencoder", "conv_autoencoder", "dense_autoencoder", "UNet", "unet_backward", "unet",
+           "DnCNN", "dncnn", "build_model", "MODELS", "MAX_WIDTH", "MAX_DEPTH", "summary"]
 
 
 class Autoencoder(nn.Module):
@@ -106,9 +107,10 @@ class UNet(nn.Module):
     shapes and order are those of the equivalent PyTorch module (``e1.0.weight``, ...,
     ``e1.1.running_mean``, ..., ``out.bias``), so weights load in both directions.
 
-    Backward is written out in [`backward`][scratchnet.models.UNet.backward]: at a concatenation the gradient is *split*
-    by channels; a feature map that fed two consumers (e1 and e2: the pool below and the
-    skip) gets the *sum* of the two gradients.
+    Backward is written out in the op [`unet_backward`][scratchnet.models.unet_backward], which
+    [`backward`][scratchnet.models.UNet.backward] calls with the stages' own backward passes: at a
+    concatenation the gradient is *split* by channels; a feature map that fed two consumers (e1
+    and e2: the pool below and the skip) gets the *sum* of the two gradients.
 
     Any image whose sides are multiples of 4 goes through (``size_multiple``). An output pixel
     sees at most ``receptive_radius`` = 24 input pixels away: two 3x3 convolutions at each
@@ -143,13 +145,35 @@ class UNet(nn.Module):
 
     def backward(self, grad_output: Array) -> Array:
         c_up2, c_up1 = self._pop_cache(grad_output)
-        g = self.d1.backward(self.out.backward(self.sigmoid.backward(grad_output)))
-        g_up1, g_e1_skip = F.skip_split(g, c_up1)            # split at cat(up1, e1)
-        g = self.d2.backward(self.u1.backward(g_up1))
-        g_up2, g_e2_skip = F.skip_split(g, c_up2)            # split at cat(up2, e2)
-        g_e2 = F.skip_sum(self.pool2.backward(self.b.backward(self.u2.backward(g_up2))), g_e2_skip)
-        g_e1 = F.skip_sum(self.pool1.backward(self.e2.backward(g_e2)), g_e1_skip)
-        return self.e1.backward(g_e1)
+        return unet_backward(grad_output, c_up2, c_up1,
+                             lambda name, g: getattr(self, name).backward(g))
+
+
+@op
+def unet_backward(grad_output: Array, c_up2: int, c_up1: int,
+                  stage: Callable[[str, Array], Array]) -> Array:
+    """The U-Net's backward pass, from dL/dy to dL/dx: the order of its stages' backward
+    passes, its two splits and its two sums (`UNet.backward` calls it).
+
+    Args:
+        grad_output: dL/dy, (N, 1, H, W).
+        c_up2: the channels of up2, the first part of cat(up2, e2).
+        c_up1: the channels of up1, the first part of cat(up1, e1).
+        stage: ``stage(name, g)`` runs the backward pass of the stage ``name`` ('sigmoid',
+            'out', 'd1', 'u1', 'd2', 'u2', 'b', 'pool2', 'e2', 'pool1', 'e1') on ``g``, the
+            gradient of its output: it adds the stage's parameter gradients and returns the
+            gradient of its input. Each stage's backward runs once per forward pass.
+
+    Returns:
+        dL/dx, (N, 1, H, W).
+    """
+    g = stage("d1", stage("out", stage("sigmoid", grad_output)))
+    g_up1, g_e1_skip = F.skip_split(g, c_up1)                 # split at cat(up1, e1)
+    g = stage("d2", stage("u1", g_up1))
+    g_up2, g_e2_skip = F.skip_split(g, c_up2)                 # split at cat(up2, e2)
+    g_e2 = F.skip_sum(stage("pool2", stage("b", stage("u2", g_up2))), g_e2_skip)
+    g_e1 = F.skip_sum(stage("pool1", stage("e2", g_e2)), g_e1_skip)   # e2 complete, then down
+    return stage("e1", g_e1)
 
 
 def unet(width: int = 16) -> UNet:

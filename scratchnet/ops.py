@@ -1,7 +1,8 @@
 """The table of ops, and `override`: the one place where any op can be swapped.
 
-Every forward and backward function of `scratchnet.functional`, and the optimiser's update
-`scratchnet.optim.adam_step`, is an *op*: a plain function, registered in `OPS` under its
+Every forward and backward function of `scratchnet.functional`, the optimiser's update
+`scratchnet.optim.adam_step` and the U-Net's backward wiring `scratchnet.models.unet_backward`
+is an *op*: a plain function, registered in `OPS` under its
 name by the `op` decorator. The layers call ops, one for their forward pass and one for their
 backward pass; a call of an op runs, in this order:
 

@@ -72,6 +72,21 @@ SOLUTIONS = {
         def mse_backward(diff, grad_output):
             return diff * (2.0 / diff.size) * grad_output
         """,
+    "cross_entropy.py": """
+        import numpy as np
+
+
+        def cross_entropy(input, target):
+            m = input.max(axis=1, keepdims=True)
+            logp = input - m - np.log(np.exp(input - m).sum(axis=1, keepdims=True))
+            return -logp[np.arange(len(target)), target].mean(), np.exp(logp)
+
+
+        def cross_entropy_backward(probs, target, grad_output):
+            d = probs.copy()
+            d[np.arange(len(target)), target] -= 1
+            return d * grad_output / len(target)
+        """,
     "conv2d_grad_weight.py": """
         def conv2d_grad_weight(gy, col):
             C, KH, KW, OH, OW, N = col.shape
@@ -179,6 +194,19 @@ SOLUTIONS = {
         def skip_sum(grad_pool, grad_skip):
             return grad_pool + grad_skip
         """,
+    "unet_backward.py": """
+        from unet_skip import skip_split, skip_sum          # the learner's own, next to this file
+
+
+        def unet_backward(grad_output, c_up2, c_up1, stage):
+            g = stage("d1", stage("out", stage("sigmoid", grad_output)))
+            g_up1, g_e1 = skip_split(g, c_up1)
+            g = stage("d2", stage("u1", g_up1))
+            g_up2, g_e2 = skip_split(g, c_up2)
+            g_e2 = skip_sum(stage("pool2", stage("b", stage("u2", g_up2))), g_e2)
+            g_e1 = skip_sum(stage("pool1", stage("e2", g_e2)), g_e1)
+            return stage("e1", g_e1)
+        """,
     "adam_step.py": """
         import numpy as np
 
@@ -218,9 +246,11 @@ def test_the_capstone_uses_every_exercise_its_models_call():
     used = {m: [ex.name for ex in capstone.exercises_for(m)] for m in capstone.RECIPES}
     assert used["conv"] == ["relu", "mse", "conv2d_grad_weight", "conv2d_grad_input", "col2im",
                             "conv_transpose2d", "sigmoid", "adam_step"]
-    assert set(used["unet"]) == set(used["conv"]) | {"batch_norm", "max_pool2d", "unet_skip"}
+    assert set(used["unet"]) == set(used["conv"]) | {"batch_norm", "max_pool2d", "unet_skip",
+                                                     "unet_backward"}
     assert used["dense"] == ["linear", "relu", "mse", "sigmoid", "adam_step"]
-    assert set(EXERCISES) - {n for names in used.values() for n in names} == {"avg_pool2d"}
+    assert set(EXERCISES) - {n for names in used.values() for n in names} == {"avg_pool2d",
+                                                                               "cross_entropy"}
 
 
 def test_written_out_solutions_pass_every_exercise(solved: Path):
@@ -592,9 +622,11 @@ def test_an_edited_file_is_read_afresh(tmp_path: Path):
 def test_stubs_ship_as_package_data_and_match_the_exercises():
     """The signature, written once in the table, is the stub's and the library op's."""
     stubs = cli.stub_files()
+    folder = Path(cli.__file__).parent / "stubs"           # a stub may import another one
     for name, ex in EXERCISES.items():
         namespace: dict = {}
-        exec(compile(stubs[ex.file], ex.file, "exec"), namespace)
+        with learner_code(folder):
+            exec(compile(stubs[ex.file], ex.file, "exec"), namespace)
         for sig in ex.signatures:
             fn = namespace[sig.name]
             assert sig.matches(fn), (sig.text, inspect.signature(fn))
@@ -604,6 +636,15 @@ def test_stubs_ship_as_package_data_and_match_the_exercises():
             with pytest.raises(NotImplementedError) as info:
                 fn(*[None] * len(inspect.signature(fn).parameters))
             assert str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_stubs_state_the_task_and_leave_the_formula_to_hint_3():
+    """No step of an exercise's formula (its third hint, split at ';') is in its stub."""
+    stubs = cli.stub_files()
+    for ex in EXERCISES.values():
+        steps = [step.strip() for step in ex.hints[2].split(";") if len(step.strip()) > 12]
+        text = " ".join(stubs[ex.file].split())
+        assert steps and not [step for step in steps if step in text], (ex.name, steps)
 
 
 def test_new_writes_every_stub_and_refuses_a_folder_that_is_not_empty(tmp_path: Path):
@@ -801,7 +842,7 @@ def test_the_capstone_trains_the_unet_with_batch_norm_pooling_and_the_skip_rules
                             err=lines.append)
     text = "\n".join(lines)
     assert status == 0, text
-    assert "batch_norm, unet_skip, adam_step" in text and "max_pool2d" in text
+    assert "batch_norm, unet_skip, unet_backward, adam_step" in text and "max_pool2d" in text
     assert "the curves agree to float32 rounding" in text
     assert figure.stat().st_size > 10_000
 

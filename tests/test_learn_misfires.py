@@ -69,13 +69,37 @@ MISFIRES = {
         """, "yours lacks the direct term gy * weight * inv_std (the path around the statistics): "
              "in a staged backward, a later stage assigned dx (=) where it must add to it (+=)",
         "no pattern"),
+    "cross_entropy_without_the_max": ("cross_entropy", SOLUTIONS["cross_entropy.py"].replace(
+        "m = input.max(axis=1, keepdims=True)", "m = 0"),
+        "fails exactly in the configurations with large logits (and passes the others): exp of a "
+        "large score overflows: subtract each row's maximum before exp", "per-N"),
+    "cross_entropy_without_1_over_n": ("cross_entropy", SOLUTIONS["cross_entropy.py"].replace(
+        "d * grad_output / len(target)", "d * grad_output"),
+        "yours lacks the 1/N of the mean over the N = 4 samples", "square"),
+    "cross_entropy_probs_not_minus_onehot": ("cross_entropy", SOLUTIONS["cross_entropy.py"].replace(
+        "d[np.arange(len(target)), target] -= 1", "pass"),
+        "yours is probs alone: the gradient of -log p[n, t_n] is p - onehot(t_n)", "no pattern"),
+    "unet_skip_gradient_dropped": ("unet_backward", SOLUTIONS["unet_backward.py"].replace(
+        'skip_sum(stage("pool2", stage("b", stage("u2", g_up2))), g_e2)',
+        'stage("pool2", stage("b", stage("u2", g_up2)))'), "yours drops e2's skip gradient (its "
+        "part of cat(up2, e2)): e2 fed two consumers, so its gradient is the sum of both",
+        "no pattern"),
+    "unet_fan_out_overwritten": ("unet_backward", SOLUTIONS["unet_backward.py"].replace(
+        "g_e1 = skip_sum(stage(", "g_deep = (stage("),
+        "yours gives e1 its skip gradient alone: the gradient from the path below (pool1, e2) was "
+        "overwritten (=) where the two must be added (+=)", "no pattern"),
+    "unet_stage_run_twice": ("unet_backward", SOLUTIONS["unet_backward.py"].replace(
+        'g_e1 = skip_sum(stage("pool1", stage("e2", g_e2)), g_e1)',
+        'g_e1 = skip_sum(stage("pool1", stage("e2", g_e2)), g_e1) + stage("e2", g_e2)'),
+        "your code raised RuntimeError: ReLU.backward() called without a preceding forward(); each "
+        "backward consumes the values its forward saved", "RuntimeError: RuntimeError"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(MISFIRES))
 def test_a_misfire_now_names_the_mistake(case: str, tmp_path: Path):
     exercise, source, words, not_words = MISFIRES[case]
-    folder = write(tmp_path / case, {f"{exercise}.py": source, "col2im.py": SOLUTIONS["col2im.py"]})
+    folder = write(tmp_path / case, {**SOLUTIONS, f"{exercise}.py": source})   # with what it imports
     result = grade_exercise(EXERCISES[exercise], folder)
     report = flat(format_result(result))
     assert result.status == "FAIL", report
@@ -121,3 +145,28 @@ def test_a_passing_gradcheck_says_how_many_configurations_it_skipped(tmp_path: P
     assert re.search(r"^  gradcheck +pass +3 configurations \(finite differences", text, re.M), text
     assert "worst relative error" in text and "; not run in 1 more: your code raised" in flat(text)
     assert "pattern fails exactly in the configurations with batch 1" not in flat(text)
+
+
+ON_OWN_GRAD_WEIGHT = """
+    from scratchnet.functional import conv2d, im2col
+    from conv2d_grad_weight import conv2d_grad_weight
+
+
+    def conv_transpose2d_backward(gy, x, weight, stride, padding):
+        dx = conv2d(gy, weight, None, stride, padding)[0]
+        dweight = conv2d_grad_weight(x, im2col(gy, weight.shape[2:], stride, padding))
+        return dx, dweight, gy.sum(axis=(0, 2, 3))
+    """
+
+
+def test_an_exercise_built_on_the_learners_own_function_names_it_when_that_fails(tmp_path: Path):
+    folder = write(tmp_path / "ex", {"conv_transpose2d.py": ON_OWN_GRAD_WEIGHT,
+                                     "conv2d_grad_weight.py": SOLUTIONS["conv2d_grad_weight.py"]})
+    result = grade_exercise(EXERCISES["conv_transpose2d"], folder)
+    assert result.passed, format_result(result)
+    write(folder, {"conv2d_grad_weight.py": MISFIRES["col_reshaped_not_transposed"][1]})
+    result = grade_exercise(EXERCISES["conv_transpose2d"], folder)
+    report = flat(format_result(result))
+    assert result.status == "FAIL" and len(result.lines) == 1, report
+    assert "conv_transpose2d uses your conv2d_grad_weight, which fails: dweight FAIL in 6 of 6 " \
+           "configurations" in report and report.endswith("; check conv2d_grad_weight first"), report

@@ -1,7 +1,9 @@
 """Dropout, PReLU, bilinear Upsample / functional.interpolate, the losses' reductions, L1Loss,
-BCELoss, BCEWithLogitsLoss and inplace= on the activations: gradient checks (float64, random
-upstream gradient, input and every parameter), semantics, one op each way, one-line errors
-and float32 runs, on every backend."""
+BCELoss, BCEWithLogitsLoss, CrossEntropyLoss and inplace= on the activations: gradient checks
+(float64, random upstream gradient, input and every parameter), semantics, one op each way,
+one-line errors and float32 runs, on every backend."""
+import math
+
 import numpy as np
 import pytest
 
@@ -59,7 +61,7 @@ def test_upsample_gradcheck(xp, kwargs):
     sn.gradcheck(nn.Upsample(**kwargs), x)
 
 
-LOSSES = [nn.MSELoss, nn.L1Loss, nn.BCELoss, nn.BCEWithLogitsLoss]
+LOSSES = [nn.MSELoss, nn.L1Loss, nn.BCELoss, nn.BCEWithLogitsLoss, nn.CrossEntropyLoss]
 
 
 def loss_inputs(make, xp, shape=(2, 3, 4), seed=4):
@@ -68,6 +70,9 @@ def loss_inputs(make, xp, shape=(2, 3, 4), seed=4):
         return xp.asarray(r.uniform(0.05, 0.95, shape)), xp.asarray(r.random(shape))
     if make is nn.BCEWithLogitsLoss:
         return xp.asarray(r.standard_normal(shape) * 3), xp.asarray(r.random(shape))
+    if make is nn.CrossEntropyLoss:                   # logits (N, C), class indices (N,)
+        n, c = shape[0], math.prod(shape[1:])
+        return xp.asarray(r.standard_normal((n, c)) * 3), xp.asarray(r.integers(0, c, n))
     return xp.asarray(away_from_zero(shape, seed)), xp.asarray(np.zeros(shape))
 
 
@@ -231,13 +236,14 @@ def test_each_new_layer_calls_one_op_each_way(make, shape, forward, backward):
     (nn.BCELoss, "binary_cross_entropy", "binary_cross_entropy_backward"),
     (nn.BCEWithLogitsLoss, "binary_cross_entropy_with_logits",
      "binary_cross_entropy_with_logits_backward"),
+    (nn.CrossEntropyLoss, "cross_entropy", "cross_entropy_backward"),
 ])
 def test_each_loss_calls_one_op_each_way(make, forward, backward):
     loss = make()
     calls: list[str] = []
     x = np.full((2, 3), 0.4)
     with sn.override(**recording(calls)):
-        loss(x, np.ones((2, 3)))
+        loss(x, np.ones(2, int) if make is nn.CrossEntropyLoss else np.ones((2, 3)))
         n = len(calls)
         loss.backward()
     assert calls[0] == forward and calls[n] == backward, calls
@@ -257,6 +263,7 @@ def test_each_loss_calls_one_op_each_way(make, forward, backward):
     (lambda: nn.L1Loss(reduction=None), "L1Loss: reduction must be"),
     (lambda: nn.BCELoss(reduction="elementwise"), "BCELoss: reduction must be"),
     (lambda: nn.BCEWithLogitsLoss(reduction="max"), "BCEWithLogitsLoss: reduction must be"),
+    (lambda: nn.CrossEntropyLoss(reduction="avg"), "CrossEntropyLoss: reduction must be"),
     (lambda: nn.Upsample(), "Upsample: give exactly one of size and scale_factor"),
     (lambda: nn.Upsample(2, size=4), "Upsample: give exactly one of size and scale_factor"),
     (lambda: nn.Upsample(2, mode="bicubic"), "Upsample: mode 'bicubic' is not supported; expected one of 'nearest', 'bilinear'"),
@@ -289,6 +296,12 @@ def test_bad_arguments_are_one_line_value_errors(make, match):
     (lambda: nn.BCEWithLogitsLoss(pos_weight=np.ones(2))(np.ones((3, 2), np.float32),
                                                          np.ones((3, 2), np.float32)), TypeError,
      "BCEWithLogitsLoss: pos_weight is a float64 numpy array, the input a float32 numpy one"),
+    (lambda: nn.CrossEntropyLoss()(np.ones((3, 2)), np.ones((3, 2))), ValueError,
+     r"CrossEntropyLoss: expected logits \(N, C\) and class indices \(N,\), got shapes \(3, 2\) and \(3, 2\)"),
+    (lambda: nn.CrossEntropyLoss()(np.ones((3, 2)), np.ones(3)), TypeError,
+     "CrossEntropyLoss: expected floating-point logits and integer class indices, got float64 and float64"),
+    (lambda: nn.CrossEntropyLoss()(np.ones((3, 2)), np.array([0, 2, 1])), ValueError,
+     r"CrossEntropyLoss: class indices must lie in \[0, 2\), got \[0, 2\]"),
     (lambda: nn.BCELoss(weight=[1.0, 2.0]), TypeError, "BCELoss: weight must be None or a floating-point array"),
     (lambda: nn.Dropout()(np.zeros(3, np.int64)), TypeError, "expected a floating-point input"),
 ])

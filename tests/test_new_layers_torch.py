@@ -144,6 +144,16 @@ def test_weighted_bce_losses_match_pytorch(reduction):
                      upstream=upstream)
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_matches_pytorch(reduction):
+    r = np.random.default_rng(8)
+    logits, target = r.standard_normal((6, 5)) * 3, r.integers(0, 5, 6)
+    logits[0] = [800.0, -700.0, 0.0, 1.0, 2.0]          # exp would overflow: log-sum-exp
+    upstream = None if reduction == "none" else np.float64(0.8)
+    side_by_side(nn.CrossEntropyLoss(reduction=reduction), tnn.CrossEntropyLoss(reduction=reduction),
+                 logits, target, upstream=upstream)
+
+
 def test_bce_edges_match_pytorch():
     """Probabilities of exactly 0 and 1 (log clamped at -100) and logits of +-50."""
     x = np.array([0.0, 1.0, 0.0, 1.0, 0.5])

@@ -19,7 +19,7 @@ registered as faster bodies of these ops and held to them by the tests.
 | `functional.activation` | `relu`, `leaky_relu`, `sigmoid`, `tanh`, `prelu` and their backward passes |
 | `functional.dropout` | `dropout`, `dropout_backward` |
 | `functional.linear` | `linear`, `linear_backward`, `flatten`, `unflatten`, `flatten_backward` |
-| `functional.loss` | `mse_loss`, `mse_backward`, `mean_square`, `l1_loss`, `binary_cross_entropy`, `binary_cross_entropy_with_logits` and their backward passes |
+| `functional.loss` | `mse_loss`, `mse_backward`, `mean_square`, `l1_loss`, `binary_cross_entropy`, `binary_cross_entropy_with_logits`, `cross_entropy` and their backward passes |
 | `functional.skip` | `cat_channels`, `skip_split`, `skip_sum` |
 
 Notation (shape letters used throughout):
@@ -47,7 +47,8 @@ from .interpolate import (interpolate, interpolate_args, interpolate_backward,
 from .linear import flatten, flatten_backward, linear, linear_backward, unflatten
 from .loss import (REDUCTIONS, binary_cross_entropy, binary_cross_entropy_backward,
                    binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward,
-                   l1_loss, l1_loss_backward, mean_square, mse_backward, mse_loss)
+                   cross_entropy, cross_entropy_backward, l1_loss, l1_loss_backward, mean_square,
+                   mse_backward, mse_loss)
 from .pad import pad, pad_backward
 from .norm import (batch_norm_backward, batch_norm_forward, batch_norm_inference,
                    batch_norm_update_stats, channel_sums)
@@ -71,6 +72,7 @@ __all__ = [
     "linear", "linear_backward", "flatten", "unflatten", "flatten_backward",
     "mse_loss", "mse_backward", "mean_square", "l1_loss", "l1_loss_backward",
     "binary_cross_entropy", "binary_cross_entropy_backward", "binary_cross_entropy_with_logits",
-    "binary_cross_entropy_with_logits_backward", "REDUCTIONS",
+    "binary_cross_entropy_with_logits_backward", "cross_entropy", "cross_entropy_backward",
+    "REDUCTIONS",
     "cat_channels", "skip_split", "skip_sum",
 ]

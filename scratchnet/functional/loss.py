@@ -1,5 +1,5 @@
 """The losses and their gradients: mean squared error, L1, binary cross-entropy (on
-probabilities, and on logits).
+probabilities, and on logits), and the cross-entropy of a softmax over classes.
 
 Every loss takes PyTorch's ``reduction``: ``'mean'`` (the default) averages the M
 element-wise losses, ``'sum'`` adds them, ``'none'`` returns them, the shape of the input.
@@ -22,7 +22,7 @@ Array = Any
 __all__ = ["mse_loss", "mse_backward", "mean_square", "l1_loss", "l1_loss_backward",
            "binary_cross_entropy", "binary_cross_entropy_backward",
            "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_backward",
-           "REDUCTIONS"]
+           "cross_entropy", "cross_entropy_backward", "REDUCTIONS"]
 
 REDUCTIONS = ("mean", "sum", "none")
 _EPSILON = 9.999999960041972e-13   # PyTorch's BCE clamp, 1e-12 as a float32: float(np.float32(1e-12))
@@ -240,3 +240,54 @@ def binary_cross_entropy_with_logits_backward(grad_output: Array | float, input:
     else:
         d = (1 + (pos_weight - 1) * target) * s - pos_weight * target
     return _chain(d if weight is None else d * weight, grad_output, reduction)
+
+
+@op
+def cross_entropy(input: Array, target: Array, reduction: str = "mean") -> tuple[Array, Array]:
+    """Cross-entropy of the softmax of logits against class indices (PyTorch's
+    ``F.cross_entropy``).
+
+    Args:
+        input: logits, (N, C): one score per class.
+        target: class indices, (N,), integers in [0, C).
+        reduction: 'mean' (over the N samples), 'sum' or 'none' (one loss per sample, (N,)).
+
+    Returns:
+        (loss, probs): the loss, and ``probs = softmax(input)`` (N, C), what
+        `cross_entropy_backward` needs.
+
+    Math: ``l_n = -log(p[n, t_n]) = logsumexp(input[n]) - input[n, t_n]``, computed with the
+    row's maximum ``m_n`` subtracted first, ``logsumexp(y) = m + log(sum(exp(y - m)))``, so
+    that no ``exp`` overflows and no probability is taken the log of.
+    """
+    xp = get_array_module(input)
+    shifted = input - input.max(axis=1, keepdims=True)
+    exp = xp.exp(shifted)
+    total = exp.sum(axis=1, keepdims=True)
+    loss = xp.log(total[:, 0]) - shifted[xp.arange(len(target)), target]
+    return _reduce(loss, reduction), exp / total
+
+
+@op
+def cross_entropy_backward(probs: Array, target: Array, grad_output: Array | float,
+                           reduction: str = "mean") -> Array:
+    """dL/dinput of `cross_entropy`.
+
+    Args:
+        probs: ``softmax(input)``, (N, C), from the forward pass.
+        target: its class indices, (N,).
+        grad_output: dL/dloss (for reduction 'none' an array of shape (N,), one per sample).
+        reduction: the forward pass's.
+
+    Returns:
+        dinput, (N, C).
+
+    Math: the softmax's Jacobian and the log's collapse into ``dl_n/dinput[n] = p[n] -
+    onehot(t_n)``; with 'mean' ``dinput = grad_output * (probs - onehot(target)) / N``.
+    """
+    xp = get_array_module(probs)
+    d = probs.copy()
+    d[xp.arange(len(target)), target] -= 1
+    if reduction == "none":
+        return d * grad_output[:, None]
+    return d * ((1.0 / len(target) if reduction == "mean" else 1.0) * grad_output)

@@ -212,7 +212,9 @@ def keep_init_rng() -> Iterator[None]:
 
 # --- calling the learner -----------------------------------------------------------------------
 def _copy(a: Any) -> Any:
-    return np.array(a, copy=True) if isinstance(a, np.ndarray) else a
+    """A copy of an array; of the U-Net's stages, a fresh forward pass."""
+    return np.array(a, copy=True) if isinstance(a, np.ndarray) else \
+        a.fresh() if isinstance(a, _Stages) else a
 
 
 def invoke(fn: Callable[..., Any], args: tuple[Any, ...], names: tuple[str, ...],
@@ -442,6 +444,68 @@ MSE = Exercise(
            "loss = (1/M) * sum_k diff[k]**2 and d diff / d pred = 1: differentiate one term of "
            "the sum, then multiply by grad_output (the chain rule)",
            "dpred = grad_output * 2 * diff / diff.size"))
+
+
+def _draw_cross_entropy(a: NS, r: np.random.Generator) -> dict[str, Any]:
+    logits, target = a.scale * _normal(r, a.N, a.C), r.integers(0, a.C, a.N)
+    _, probs = F.cross_entropy(logits, target)
+    onehot = np.eye(a.C)[target]
+    return dict(input=logits, target=target, probs=np.asarray(probs), onehot=onehot,
+                grad_output=float(0.5 + r.random()))
+
+
+def _softmax(y: np.ndarray, axis: int = 1, shift: bool = True) -> np.ndarray:
+    """exp(logsumexp's log-probabilities), over ``axis``; without the shift by the maximum,
+    as a learner's overflowing version computes it (0 where exp overflows)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        m = y.max(axis=axis, keepdims=True) if shift else 0
+        return np.exp(y - m - np.log(np.exp(y - m).sum(axis=axis, keepdims=True)))
+
+
+CROSS_ENTROPY = Exercise(
+    "cross_entropy",
+    "cross_entropy(input, target) -> (loss, probs); "
+    "cross_entropy_backward(probs, target, grad_output) -> dinput",
+    "a classifier's loss: the cross-entropy of the softmax of logits, and its gradient",
+    "docs/learn/01-chain.md",
+    (dict(N=4, C=3, scale=1.0), dict(N=1, C=5, scale=1.0), dict(N=3, C=4, scale=800.0),
+     dict(N=5, C=2, scale=2.0)),
+    _draw_cross_entropy,
+    lambda a: f"logits {a.input.shape}" + (f" up to {a.scale:g} in size" if a.scale > 10 else "")
+    + f", grad_output {a.grad_output:.4g}",
+    {"dinput": dict(axes=("N", "C"), sizes=(("N", lambda a: a.N, "the batch size, over which "
+                                                 "the mean is taken"),
+                                                ("C", lambda a: a.C, "the number of classes"))),
+     "loss": dict(axes=(), sizes=(("N", lambda a: a.N, "the batch size"),)),
+     "probs": dict(axes=("N", "C"))},
+    (Mistake("dinput", "yours is probs alone: the gradient of -log p[n, t_n] is p - onehot(t_n) "
+             "(subtract 1 at each sample's target)", lambda a: a.probs * a.grad_output / a.N),
+     Mistake("dinput", lambda a: f"yours lacks the 1/N of the mean over the N = {a.N} samples",
+             lambda a: (a.probs - a.onehot) * a.grad_output, lambda a: a.N > 1),
+     Mistake("dinput", lambda a: f"yours leaves out grad_output (dL/dloss, here "
+             f"{a.grad_output:.4g}): multiply by it", lambda a: (a.probs - a.onehot) / a.N),
+     Mistake("probs", "yours normalises each class over the batch (axis 0): the softmax runs "
+             "over the classes of each sample (axis 1)", lambda a: _softmax(a.input, 0),
+             lambda a: a.N > 1),
+     Mistake("probs", "yours is 0 in the rows whose scores overflow exp (beyond about 709): "
+             "subtract each row's maximum before exp (log-sum-exp)",
+             lambda a: _softmax(a.input, shift=False), lambda a: a.scale > 10),
+     Mistake("loss", "yours is the sum over the samples: the loss is their mean",
+             lambda a: a.N * F.cross_entropy(a.input, a.target)[0], lambda a: a.N > 1)),
+    hints=("input is (N, C), one row of C scores per sample; target (N,) holds each sample's "
+           "class; loss is one number, probs and dinput are (N, C)",
+           "softmax then -log of the target's probability, averaged over the samples; exp of a "
+           "large score overflows, and shifting a row by a constant changes no probability; "
+           "backward: the Jacobians of the log and the softmax collapse into one difference",
+           "m = input.max(axis=1, keepdims=True); logp = input - m - log(exp(input - m).sum("
+           "axis=1, keepdims=True)); loss = -logp[arange(N), target].mean(); probs = exp(logp);"
+           " dinput = grad_output * (probs - onehot(target)) / N"),
+    layer=lambda a: (nn.CrossEntropyLoss(), (a.input, a.target)),
+    conditions=(("large logits", lambda c: c["scale"] > 10,
+                 "exp of a large score overflows: subtract each row's maximum before exp "
+                 "(log-sum-exp), and take the log before the exp, not of probabilities that "
+                 "underflow to 0"),
+                ("batch > 1", lambda c: c["N"] > 1, "the mean over the N samples")))
 
 
 # --- convolution ---------------------------------------------------------------------------------
@@ -810,6 +874,12 @@ BATCH_NORM = Exercise(
 def _draw_unet_skip(a: NS, r: np.random.Generator) -> dict[str, Any]:
     grad = _normal(r, a.N, a.up + a.skip, a.H, a.W)
     grad_pool, grad_skip = _normal(r, a.N, a.skip, a.H, a.W), _normal(r, a.N, a.skip, a.H, a.W)
+    return dict(grad=grad, up_channels=a.up, grad_pool=grad_pool, grad_skip=grad_skip,
+                **_unet_model(a, r))
+
+
+def _unet_model(a: NS, r: np.random.Generator) -> dict[str, Any]:
+    """A U-Net (its state) and an input x whose ReLU inputs stay off the kink at 0."""
     width, shape = a.unet
     x, smallest = r.random(shape), []
 
@@ -824,8 +894,7 @@ def _draw_unet_skip(a: NS, r: np.random.Generator) -> dict[str, Any]:
             model(x)
         if min(smallest) > 1e-5:
             break
-    return dict(grad=grad, up_channels=a.up, grad_pool=grad_pool, grad_skip=grad_skip, x=x,
-                state={k: np.array(v) for k, v in model.state_dict().items()})
+    return dict(x=x, state={k: np.array(v) for k, v in model.state_dict().items()})
 
 
 def _unet_layer(a: NS) -> tuple[nn.Module, tuple[Any, ...]]:
@@ -879,6 +948,83 @@ UNET_SKIP = Exercise(
            "grad_pool + grad_skip"),
     layer=_unet_layer, gradcheck=dict(parameters=False, max_elementwise=0, n_directions=4,
                                       n_samples=8))
+
+
+@dataclass(frozen=True)
+class _Stages:
+    """The stages of a U-Net: ``fresh()`` runs a forward pass of a copy on x and returns
+    ``stage(name, g)``, its stages' backward passes (`models.unet_backward`'s argument)."""
+    width: int
+    state: dict[str, np.ndarray]
+    x: np.ndarray
+
+    def fresh(self) -> Callable[[str, np.ndarray], np.ndarray]:
+        with keep_init_rng():
+            model = models.UNet(self.width).double()
+        model.load_state_dict(self.state)
+        model(self.x)
+        return lambda name, g: getattr(model, name).backward(g)
+
+
+def _draw_unet_backward(a: NS, r: np.random.Generator) -> dict[str, Any]:
+    drawn = _unet_model(a, r)
+    width, (N, _, H, W) = a.unet
+    return dict(grad_output=_normal(r, N, 1, H, W), c_up2=2 * width, c_up1=width,
+                stage=_Stages(width, drawn["state"], drawn["x"]), **drawn)
+
+
+def _wired(a: NS, skip2: bool = True, skip1: bool = True, deep2: bool = True, deep1: bool = True,
+           swap: bool = False) -> np.ndarray:
+    """`models.unet_backward` with a skip's or the deep path's gradient left out, or the
+    splits' two parts exchanged: the mistakes of its wiring."""
+    stage = a.stage.fresh()
+
+    def split(g: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
+        return (g[:, c:], g[:, :c]) if swap else (g[:, :c], g[:, c:])
+    g_up1, g_e1_skip = split(stage("d1", stage("out", stage("sigmoid", a.grad_output))), a.c_up1)
+    g_up2, g_e2_skip = split(stage("d2", stage("u1", g_up1)), a.c_up2)
+    g_e2 = deep2 * stage("pool2", stage("b", stage("u2", g_up2))) + skip2 * g_e2_skip
+    return stage("e1", deep1 * stage("pool1", stage("e2", g_e2)) + skip1 * g_e1_skip)
+
+
+_ADDED_BEFORE = "it must be added before that map's own backward runs"
+
+UNET_BACKWARD = Exercise(
+    "unet_backward", "unet_backward(grad_output, c_up2, c_up1, stage) -> dx",
+    "the U-Net's whole backward pass: the order of its stages, its two splits and two sums",
+    "docs/learn/07-skip-connections.md",
+    (dict(unet=(1, (2, 1, 8, 8))), dict(unet=(2, (1, 1, 4, 8))), dict(unet=(1, (2, 1, 4, 4)))),
+    _draw_unet_backward, lambda a: f"UNet({a.unet[0]}) on x {a.x.shape}",
+    {"dx": dict(axes=("N", "C", "H", "W"), spatial=(2, 3))},
+    (Mistake("dx", "yours drops e2's skip gradient (its part of cat(up2, e2)): e2 fed two "
+             f"consumers, so its gradient is the sum of both; {_ADDED_BEFORE} (e2)",
+             lambda a: _wired(a, skip2=False)),
+     Mistake("dx", "yours drops e1's skip gradient (its part of cat(up1, e1)): e1 fed two "
+             f"consumers, so its gradient is the sum of both; {_ADDED_BEFORE} (e1)",
+             lambda a: _wired(a, skip1=False)),
+     Mistake("dx", "yours drops both skip gradients: e1 and e2 each fed two consumers; "
+             "add each skip's part of the split to the gradient from below",
+             lambda a: _wired(a, skip1=False, skip2=False)),
+     Mistake("dx", "yours gives e2 its skip gradient alone: the gradient from the path below "
+             "(u2, b, pool2) was overwritten (=) where the two must be added (+=)",
+             lambda a: _wired(a, deep2=False)),
+     Mistake("dx", "yours gives e1 its skip gradient alone: the gradient from the path below "
+             "(pool1, e2) was overwritten (=) where the two must be added (+=)",
+             lambda a: _wired(a, deep1=False)),
+     Mistake("dx", "yours splits the other way round: cat(up, e) puts up's channels first, so "
+             "g[:, :c_up] goes up the decoder and g[:, c_up:] to the skip",
+             lambda a: _wired(a, swap=True))),
+    hints=("grad_output and dx are (N, 1, H, W); stage(name, g) takes the gradient of a stage's "
+           "output and returns that of its input; c_up2 and c_up1 are where the two "
+           "concatenations split (the up-sampled part comes first)",
+           "read forward backwards: sigmoid, out, d1, then a split, u1, d2, a split, u2, b, "
+           "pool2; e2 fed pool2 and the skip, so its gradient is complete only when both parts "
+           "are added, and only then may e2's backward run; the same for e1",
+           "g = d1(out(sigmoid(gy))); g_up1, s1 = g[:, :c_up1], g[:, c_up1:]; g = d2(u1(g_up1));"
+           " g_up2, s2 = g[:, :c_up2], g[:, c_up2:]; g_e2 = pool2(b(u2(g_up2))) + s2; g_e1 = "
+           "pool1(e2(g_e2)) + s1; dx = e1(g_e1), each stage(name, g)"),
+    layer=_unet_layer,       # the stages add their parameters' gradients themselves (+=)
+    gradcheck=dict(max_elementwise=0, n_directions=1, n_samples=1, check_accumulation=False))
 
 
 # --- adam ----------------------------------------------------------------------------------------
@@ -975,5 +1121,5 @@ ADAM_STEP = Exercise(
 
 
 EXERCISES: dict[str, Exercise] = {e.name: e for e in [
-    LINEAR, RELU, MSE, CONV2D_GRAD_WEIGHT, CONV2D_GRAD_INPUT, COL2IM, CONV_TRANSPOSE2D, SIGMOID,
-    MAX_POOL2D, AVG_POOL2D, BATCH_NORM, UNET_SKIP, ADAM_STEP]}
+    LINEAR, RELU, MSE, CROSS_ENTROPY, CONV2D_GRAD_WEIGHT, CONV2D_GRAD_INPUT, COL2IM, CONV_TRANSPOSE2D, SIGMOID,
+    MAX_POOL2D, AVG_POOL2D, BATCH_NORM, UNET_SKIP, UNET_BACKWARD, ADAM_STEP]}

@@ -81,17 +81,25 @@ class _CaseOutcome:
                 and (self.gradcheck is None or self.gradcheck.passed))
 
 
-def grade_exercise(exercise: Exercise, directory: Path, timeout: float = TIMEOUT
-                   ) -> ExerciseResult:
+def grade_exercise(exercise: Exercise, directory: Path, timeout: float = TIMEOUT,
+                   graded: dict[str, ExerciseResult] | None = None) -> ExerciseResult:
     """Grade one exercise of the learner's folder ``directory``, its code in a child process
-    that may take ``timeout`` seconds in all."""
+    that may take ``timeout`` seconds in all. An exercise whose file imports another one's
+    (``from col2im import col2im``) fails while that one fails; ``graded`` keeps the results
+    of those graded already."""
     t0 = time.perf_counter()
-    result = ExerciseResult(exercise, Path(directory) / exercise.file)
+    graded = {} if graded is None else graded
+    result = graded[exercise.name] = ExerciseResult(exercise, Path(directory) / exercise.file)
+    before = set(graded)                                  # the dependencies' time is their own
     outcomes: list[_CaseOutcome] = []
     errors: list[tuple[Case, list[str], str]] = []        # configurations that raised
     case = None
     try:
         with LearnerProcess(directory, exercise, timeout) as learner:
+            result.lines = _dependency_lines(exercise, learner.imports, directory, timeout, graded)
+            if result.lines:
+                result.status = FAIL
+                return result
             for case in exercise.cases():
                 try:
                     outcomes.append(_run_case(exercise, case, learner.functions, errors))
@@ -115,8 +123,24 @@ def grade_exercise(exercise: Exercise, directory: Path, timeout: float = TIMEOUT
         where = f"; in configuration: {case.describe}" if case is not None else ""
         result.status, result.lines = FAIL, _indent([f"{exc}{where}"])
     finally:
-        result.seconds = time.perf_counter() - t0
+        result.seconds = time.perf_counter() - t0 - sum(graded[n].seconds for n in
+                                                        set(graded) - before)
     return result
+
+
+def _dependency_lines(exercise: Exercise, imports: list[str], directory: Path, timeout: float,
+                      graded: dict[str, ExerciseResult]) -> list[str]:
+    """A line for each exercise the learner's file imports that fails (one not written yet
+    raises its stub's NotImplementedError when called, which says so)."""
+    lines = []
+    for name in imports:
+        if name in EXERCISES and name != exercise.name:
+            dep = graded.get(name) or grade_exercise(EXERCISES[name], directory, timeout, graded)
+            if dep.status == FAIL:
+                why = next((line.strip() for line in dep.lines if line.strip()), "")
+                lines += _indent([f"{exercise.name} uses your {name}, which fails: {why}; check "
+                                  f"{name} first"])
+    return lines
 
 
 def _indent(lines: list[str]) -> list[str]:
@@ -164,8 +188,9 @@ def _run_case(exercise: Exercise, case: Case, fns: dict[str, Callable[..., Any]]
 def grade(directory: Path, names: Iterable[str] | None = None, timeout: float = TIMEOUT
           ) -> list[ExerciseResult]:
     """Grade the named exercises (all when ``names`` is None) of the folder ``directory``."""
-    chosen = list(names) if names else list(EXERCISES)
-    return [grade_exercise(EXERCISES[n], Path(directory), timeout) for n in chosen]
+    chosen, graded = list(names) if names else list(EXERCISES), {}
+    return [graded.get(n) or grade_exercise(EXERCISES[n], Path(directory), timeout, graded)
+            for n in chosen]
 
 
 # --- the report ----------------------------------------------------------------------------

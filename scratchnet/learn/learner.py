@@ -6,8 +6,11 @@ where there is one, with the library imported once, so a child costs millisecond
 'spawn'). Everything else stays in the grader's process, out of the learner's code's reach: the
 expected values, the library's layers and `scratchnet.gradcheck` (which call the learner's
 functions through `learner_overrides`, each call a round trip), and the comparison. What comes
-back is numbers only (arrays, scalars, tuples and lists of them; any other object as its type's
-name), read by an unpickler that builds nothing else. An exit, a crash, a hang past the time
+back is numbers only (arrays, scalars, strings, tuples and lists of them; any other object as
+its type's name), read by an unpickler that builds nothing else. A function argument (the
+U-Net's ``stage``) stays here: the learner's code gets a stand-in that asks for its call,
+which runs here on the numbers sent, and gets back its result, or its exception as a
+RuntimeError. An exit, a crash, a hang past the time
 limit or any exception of the learner's code ends in a `LearnerEnded` or `LearnerRaised` whose
 lines say what happened; the child ignores Ctrl-C, which is the grader's to handle.
 """
@@ -26,6 +29,7 @@ import time
 import traceback
 import types
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -207,7 +211,7 @@ class Foreign:
 
 def _numbers(value: Any, depth: int = 0) -> Any:
     """``value`` with everything but numbers replaced by a `Foreign` description."""
-    if value is None or type(value) in (bool, int, float, complex):
+    if value is None or type(value) in (bool, int, float, complex, str):
         return value
     if isinstance(value, (bool, int, float, complex)) and not isinstance(value, np.generic):
         return type(value).__mro__[-2](value)        # a subclass of int or float: the number
@@ -234,6 +238,23 @@ class _Numbers(pickle.Unpickler):
         raise pickle.UnpicklingError(f"{module}.{name} is not a number")
 
 
+@dataclass(frozen=True)
+class _Callback:
+    """In a call sent to the child: the grader's function argument number ``index``."""
+    index: int
+
+
+def _callback(conn: Any, index: int) -> Callable[..., Any]:
+    """The child's stand-in for the grader's function argument ``index``."""
+    def call(*args: Any) -> Any:
+        conn.send_bytes(pickle.dumps(("call", index, _numbers(args))))
+        kind, value = pickle.loads(conn.recv_bytes())
+        if kind == "raised":
+            raise RuntimeError(value)
+        return value
+    return call
+
+
 def _serve(conn: Any, folder: str, name: str, seconds: float) -> None:
     """The child: import the exercise's file, then run its functions on what it is sent (and
     end quietly when the grader is gone)."""
@@ -252,9 +273,11 @@ def _serve(conn: Any, folder: str, name: str, seconds: float) -> None:
             fns = load_functions(directory, EXERCISES[name])
         except LearnerCodeError as exc:
             return reply("error", exc.lines, exc.not_written)
-        reply("ready")
+        reply("ready", sorted(n for n, m in sys.modules.items()      # the learner's own modules
+                              if _inside(getattr(m, "__file__", None) or "", directory)))
         while True:
             fn, args = pickle.loads(conn.recv_bytes())
+            args = tuple(_callback(conn, a.index) if isinstance(a, _Callback) else a for a in args)
             before = [np.array(a) if isinstance(a, np.ndarray) else None for a in args]
             try:
                 with quiet():
@@ -412,15 +435,17 @@ class LearnerProcess:
         if reply[0] == "error":
             self.close()
             raise LearnerCodeError(reply[1], reply[2])
+        self.imports: list[str] = list(reply[1])      # modules of the learner's folder it imported
         self.functions = {s.name: self._stand_in(s.name) for s in exercise.signatures}
 
     def _stand_in(self, name: str) -> Callable[..., Any]:
         def call(*args: Any) -> Any:
-            try:
-                self.conn.send_bytes(pickle.dumps((name, args)))
-            except OSError:
-                raise self._ended() from None
+            functions = [a for a in args if callable(a)]
+            sent = tuple(_Callback(functions.index(a)) if callable(a) else a for a in args)
+            self._send((name, sent))
             reply = self._receive()
+            while reply[0] == "call":                   # the learner's code calls a function
+                reply = self._answer(functions[reply[1]], reply[2])
             if reply[0] == "raised":
                 raise LearnerRaised(*reply[1:])
             _, value, changed = reply
@@ -431,6 +456,26 @@ class LearnerProcess:
             return value
         call.__name__ = name
         return call
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        try:
+            self.conn.send_bytes(pickle.dumps(message))
+        except OSError:
+            raise self._ended() from None
+
+    def _answer(self, fn: Callable[..., Any], args: Any) -> tuple[Any, ...]:
+        """Run the grader's function the learner's code called, send back its result (or its
+        exception, in one line) and return the next reply."""
+        try:
+            answer: tuple[Any, ...] = ("ok", fn(*args))
+        except (LearnerRaised, LearnerEnded):       # another exercise's code, in its process
+            self.close()
+            raise
+        except Exception as exc:                    # noqa: BLE001 (raised in the learner's call)
+            line = (str(exc).splitlines() or [""])[0]
+            answer = ("raised", line if type(exc) is RuntimeError else f"{type(exc).__name__}: {line}")
+        self._send(answer)
+        return self._receive()
 
     def _receive(self) -> tuple[Any, ...]:
         try:

@@ -2,7 +2,7 @@
 
 The course's chapters on these layers:
 
-- [1. A chain by hand](../learn/01-chain.md): Linear, ReLU, MSELoss, Sequential
+- [1. A chain by hand](../learn/01-chain.md): Linear, ReLU, MSELoss, CrossEntropyLoss, Sequential
 - [3. Convolution](../learn/03-convolution.md): Conv2d
 - [4. Transposed convolution](../learn/04-transposed-convolution.md): ConvTranspose2d
 - [5. Element-wise layers and pooling](../learn/05-elementwise-and-pooling.md): ReLU, Sigmoid,
@@ -16,7 +16,7 @@ from .container import Identity, ModuleList
 from .conv import Conv2d, ConvTranspose2d
 from .dropout import Dropout
 from .linear import Flatten, Linear, Unflatten
-from .loss import BCELoss, BCEWithLogitsLoss, L1Loss, MSELoss
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss
 from .module import (Module, Parameter, RemovableHandle, Sequential, eval_mode, is_grad_enabled,
                      no_grad)
 from .normalization import BatchNorm2d
@@ -26,4 +26,4 @@ __all__ = ["Module", "Parameter", "Sequential", "Conv2d", "ConvTranspose2d", "Li
            "Unflatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "MSELoss", "BatchNorm2d",
            "MaxPool2d", "AvgPool2d", "Upsample", "eval_mode", "no_grad", "is_grad_enabled",
            "Identity", "ModuleList", "RemovableHandle", "init", "utils", "Dropout", "PReLU",
-           "L1Loss", "BCELoss", "BCEWithLogitsLoss"]
+           "L1Loss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss"]

@@ -1,4 +1,5 @@
-"""The losses: mean squared error, L1, binary cross-entropy on probabilities and on logits.
+"""The losses: mean squared error, L1, binary cross-entropy on probabilities and on logits,
+and the cross-entropy of a softmax over classes.
 
 Each takes PyTorch's ``reduction`` ('mean', the default; 'sum'; 'none'), as a keyword
 (PyTorch's deprecated ``size_average`` and ``reduce`` are not accepted). ``loss(input,
@@ -186,3 +187,48 @@ class BCEWithLogitsLoss(_Loss):
         input, target = self._keep(grad_output)
         return F.binary_cross_entropy_with_logits_backward(
             grad_output, input, target, self.weight, self.reduction, self.pos_weight)
+
+
+class CrossEntropyLoss(_Loss):
+    """Cross-entropy of the softmax of logits (N, C) against class indices (N,): the loss of
+    a classifier, ``l_n = -log(softmax(input[n])[target[n]])`` (PyTorch's
+    ``CrossEntropyLoss``, without its class weights, ignore_index and label smoothing).
+
+    Args:
+        reduction: 'mean' (over the N samples), 'sum' or 'none' (one loss per sample).
+
+    Math (`functional.cross_entropy`): computed as ``logsumexp(input[n]) - input[n, t_n]``
+    with each row's maximum subtracted first, so no ``exp`` overflows. Backward
+    (`functional.cross_entropy_backward`): ``dL/dinput = (softmax(input) - onehot(target))
+    / N``. The probabilities and the targets are kept.
+    """
+
+    def __init__(self, *, reduction: str = "mean"):
+        super().__init__(reduction)
+
+    def forward(self, input: Array, target: Array) -> Array:
+        shape, tshape = getattr(input, "shape", None), getattr(target, "shape", None)
+        if len(shape or ()) != 2 or tshape != shape[:1]:
+            raise ValueError(f"CrossEntropyLoss: expected logits (N, C) and class indices (N,), "
+                             f"got shapes {shape} and {tshape}")
+        if input.dtype.kind != "f" or target.dtype.kind not in "iu":
+            raise TypeError(f"CrossEntropyLoss: expected floating-point logits and integer class "
+                            f"indices, got {input.dtype} and {target.dtype}")
+        if get_array_module(target) is not get_array_module(input):
+            raise TypeError(f"CrossEntropyLoss: input is on {backend_name(input)}, target on "
+                            f"{backend_name(target)}; move one of them")
+        if target.size and not (0 <= int(target.min()) and int(target.max()) < shape[1]):
+            raise ValueError(f"CrossEntropyLoss: class indices must lie in [0, {shape[1]}), got "
+                             f"[{int(target.min())}, {int(target.max())}]")
+        if self.reduction == "mean":
+            loss, probs = F.cross_entropy(input, target)
+        else:
+            loss, probs = F.cross_entropy(input, target, self.reduction)
+        self._cache = (probs, target)
+        return loss
+
+    def backward(self, grad_output: Array | float = 1.0) -> Array:
+        probs, target = self._keep(grad_output)
+        if self.reduction == "mean":               # the call an exercise's override expects
+            return F.cross_entropy_backward(probs, target, grad_output)
+        return F.cross_entropy_backward(probs, target, grad_output, self.reduction)

@@ -20,12 +20,10 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr, betas, eps, weight_dec
         (param, exp_avg, exp_avg_sq) after the update. Updating the three arrays in place and
         returning them is fine, and so is returning new arrays.
 
-    Math:
-        g     = grad + weight_decay * param
-        m     = beta1 * m + (1 - beta1) * g
-        v     = beta2 * v + (1 - beta2) * g * g
-        m_hat = m / (1 - beta1 ** t)          (bias corrections: m and v start at zero)
-        v_hat = v / (1 - beta2 ** t)
-        param = param - lr * m_hat / (sqrt(v_hat) + eps)
+    Math (what must hold): the update follows PyTorch's Adam: weight decay enters as L2
+    (through the gradient, not by shrinking param directly); m and v are exponential running
+    averages of the gradient and of its square, corrected for starting at zero; the step
+    moves param against the gradient, scaled per entry by the size of its recent gradients,
+    eps keeping the division finite. `check ... --hint 3` gives the formulas.
     """
-    raise NotImplementedError("follow the Math section line by line")
+    raise NotImplementedError("update m and v, correct their bias, then step; --hint 2 and 3 say more")

@@ -14,9 +14,9 @@ def avg_pool2d_backward(gy, kernel, stride, padding, size):
     Returns:
         dx, shape (N, C, H, W).
 
-    Math: y[n, c, oh, ow] = (1 / (KH*KW)) * sum_{i,j} x_padded[n, c, oh*SH + i, ow*SW + j], so
-        dx_padded[n, c, oh*SH + i, ow*SW + j] += gy[n, c, oh, ow] / (KH*KW)   for all i, j
-    then drop the padding. Overlapping windows add up.
+    Math (what must hold): each output is the mean of its KH*KW window of x_padded; dx must
+    be the gradient of sum(gy * y) with respect to x. Windows may overlap (a pixel then
+    belongs to several) and may reach into the padding, which has no pixel of x.
     """
     raise NotImplementedError("add gy / (KH*KW) onto every pixel of its window, then crop the "
                               "padding")

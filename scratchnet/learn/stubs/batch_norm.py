@@ -15,13 +15,11 @@ def batch_norm_backward(gy, xhat, inv_std, weight, batch_stats=True):
     Returns:
         (dx, dweight, dbias): shapes (N, C, H, W), (C,), (C,).
 
-    Math, per channel c, with sums over the M = N*H*W values of the channel:
-        dbias   = sum(gy)
-        dweight = sum(gy * xhat)
-        training (batch_stats=True):
-            dx = weight * inv_std * (gy - dbias / M - xhat * dweight / M)
-        eval (batch_stats=False):
-            dx = weight * inv_std * gy
+    Math (what must hold): per channel, y is an affine map of xhat, and xhat depends on x
+    directly and, in training mode, also through the batch mean and variance (which every x
+    of the channel enters, M = N*H*W of them); in eval mode the statistics are constants.
+    dx, dweight and dbias must be the gradients of sum(gy * y). `check ... --hint 3` gives
+    the formulas.
     """
-    raise NotImplementedError("per-channel sums over N, H and W, then the dx formula for the "
-                              "mode: see the Math section")
+    raise NotImplementedError("per-channel sums over N, H and W, and in training mode the terms "
+                              "through the batch statistics")

@@ -13,11 +13,9 @@ def col2im(col, stride, padding, size):
     Returns:
         x, shape (N, C, H, W).
 
-    Math (the adjoint of that copy):
-        x_padded[n, c, oh*SH + i, ow*SW + j] += col[c, i, j, oh, ow, n]   for every entry
-        x = x_padded without its padding: rows PH .. PH+H-1, columns PW .. PW+W-1
-    Where receptive fields overlap, a pixel receives several entries: they add up. An entry
-    that came from the padding has no pixel to go back to.
+    Math (what must hold): x is the adjoint of that copy: every entry of col is added onto
+    the pixel it was copied from; where receptive fields overlap, a pixel receives several
+    entries, and an entry that came from the padding has no pixel to go back to.
     """
     raise NotImplementedError("loop over the kernel offsets (i, j) and add each (OH, OW, N) "
                               "block onto a padded image, then crop the padding off")

@@ -1,6 +1,6 @@
 import numpy as np
 
-from scratchnet.functional import col2im   # or your own: `from col2im import col2im`
+from col2im import col2im   # your own col2im, next to this file (its exercise comes first)
 
 
 def conv2d_grad_input(gy, weight, size, stride, padding):
@@ -15,12 +15,10 @@ def conv2d_grad_input(gy, weight, size, stride, padding):
     Returns:
         dx, shape (N, C, H, W).
 
-    Math: forward read x_padded[n, c, oh*SH + i, ow*SW + j] into col[c, i, j, oh, ow, n]
-    (im2col) and computed y[n, o, oh, ow] = sum_{c,i,j} weight[o, c, i, j] * col[...]. So
-        dcol[c, i, j, oh, ow, n] = sum_o weight[o, c, i, j] * gy[n, o, oh, ow]
-        dx = col2im(dcol, stride, padding, size)
-    where col2im adds every dcol entry back onto the pixel it was read from and drops the
-    padding. (Another road to the same dx: a "full" correlation of gy, spread out by the
-    stride, with the kernel rotated by 180 degrees and its two channel axes exchanged.)
+    Math (what must hold): forward read x_padded[n, c, oh*SH + i, ow*SW + j] into
+    col[c, i, j, oh, ow, n] (im2col, the batch axis last) and multiplied weight (as an
+    OC x C*KH*KW matrix) by col (as C*KH*KW x OH*OW*N); dx must be the gradient of
+    sum(gy * y) with respect to x. col2im takes a gradient of col back onto the pixels.
     """
-    raise NotImplementedError("dcol = weight^T @ gy as matrices, then col2im back onto the image")
+    raise NotImplementedError("the gradient of col first (a product with weight), then col2im "
+                              "back onto the image")

@@ -12,11 +12,10 @@ def conv2d_grad_weight(gy, col):
     Returns:
         dweight, shape (OC, C, KH, KW).
 
-    Math (forward was y[n, o, oh, ow] = sum_{c,i,j} weight[o, c, i, j] * col[c, i, j, oh, ow, n]
-    plus the bias):
-        dweight[o, c, i, j] = sum_{n, oh, ow} gy[n, o, oh, ow] * col[c, i, j, oh, ow, n]
-    As matrices: gy as (OC, L) times col as (K, L) transposed, with K = C*KH*KW and
-    L = OH*OW*N, when both list the L positions in the same order.
+    Math (what must hold): forward computed every output pixel as a product of weight (as an
+    OC x C*KH*KW matrix) with one column of col, plus the bias; dweight must be the gradient
+    of sum(gy * y) with respect to weight, summed over every sample and output position. gy
+    and col order those positions differently.
     """
     raise NotImplementedError("one product of gy and col summed over n, oh and ow (mind that "
                               "col keeps the batch axis last)")

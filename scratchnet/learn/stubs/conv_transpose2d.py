@@ -1,6 +1,8 @@
 import numpy as np
 
-from scratchnet.functional import conv2d, conv2d_grad_weight, im2col   # use them if you like
+from scratchnet.functional import conv2d, im2col   # the forward convolution and im2col
+
+from conv2d_grad_weight import conv2d_grad_weight   # your own, next to this file
 
 
 def conv_transpose2d_backward(gy, x, weight, stride, padding):
@@ -16,13 +18,10 @@ def conv_transpose2d_backward(gy, x, weight, stride, padding):
     Returns:
         (dx, dweight, dbias): shapes (N, C_in, H, W), (C_in, C_out, KH, KW), (C_out,).
 
-    Math: a transposed convolution is the adjoint of conv2d with respect to its input:
-    y = conv2d_grad_input(x, weight, ...) with weight read as a (C_in, C_out, KH, KW)
-    convolution kernel. So its backward is an ordinary convolution of gy:
-        dx      = conv2d(gy, weight, no bias, stride, padding)
-        dweight[c, o, i, j] = sum_{n,h,w} x[n, c, h, w] * gy_padded[n, o, h*SH + i, w*SW + j]
-                            (= conv2d_grad_weight(x, im2col(gy)): gy's columns, x as "gy")
-        dbias[o] = sum of gy[:, o] over n, oh, ow
+    Math (what must hold): a transposed convolution is the adjoint of conv2d with respect to
+    its input: y = conv2d_grad_input(x, weight, ...), weight read as a (C_in, C_out, KH, KW)
+    convolution kernel. dx, dweight and dbias must be the gradients of sum(gy * y); each is
+    an operation you have met already (a convolution, your conv2d_grad_weight, a sum).
     """
-    raise NotImplementedError("the backward of a transposed convolution is an ordinary "
-                              "convolution of gy: see the Math section")
+    raise NotImplementedError("the adjoint of an adjoint: which convolution's gradients are "
+                              "these?")

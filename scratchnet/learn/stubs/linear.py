@@ -14,12 +14,9 @@ def linear_backward(gy, x, weight):
         dL/dbias of shape (out,). The layer adds dweight and dbias into the parameters'
         gradients and passes dx on to the layer below.
 
-    Math (n runs over the batch, o over outputs, i over inputs):
-        y[n, o]       = sum_i x[n, i] * weight[o, i] + bias[o]
-        dx[n, i]      = sum_o gy[n, o] * weight[o, i]
-        dweight[o, i] = sum_n gy[n, o] * x[n, i]
-        dbias[o]      = sum_n gy[n, o]
-    Each is one matrix product (or one sum) over the whole batch.
+    Math (what must hold): each of the three is the gradient of sum(gy * y) with respect to
+    x, weight or bias, and has that array's shape; weight and bias serve every sample of the
+    batch. Each is one matrix product (or one sum) over the whole batch.
     """
-    raise NotImplementedError("write dx, dweight and dbias from the Math section; each is one "
-                              "matrix product or sum")
+    raise NotImplementedError("differentiate y[n, o] for one entry of x, of weight and of bias; "
+                              "each gradient is one matrix product or sum")

@@ -16,10 +16,10 @@ def max_pool2d_backward(gy, argmax, kernel, stride, padding, size):
     Returns:
         dx, shape (N, C, H, W).
 
-    Math: the maximum of window (n, c, oh, ow) is x[n, c, h, w] with
-        i, j = divmod(k, KW),   h = oh*SH + i - PH,   w = ow*SW + j - PW
-    and it receives gy[n, c, oh, ow]; every other pixel of the window receives 0. Where
-    windows overlap, one pixel can be the maximum of several windows: the gradients add up.
+    Math (what must hold): each output is the largest entry of its window, which argmax names
+    (k counts row by row inside the window; the window of (oh, ow) starts at row oh*SH - PH
+    and column ow*SW - PW of x). dx must be the gradient of sum(gy * y) with respect to x;
+    windows may overlap, so one pixel can be the maximum of several.
     """
     raise NotImplementedError("send each gy entry to the pixel argmax names in its window; add "
                               "where windows overlap")

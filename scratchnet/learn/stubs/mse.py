@@ -12,9 +12,8 @@ def mse_backward(diff, grad_output):
     Returns:
         dpred, the shape of diff.
 
-    Math (M = diff.size, the number of entries the mean runs over):
-        loss    = (1/M) * sum_k diff[k] ** 2
-        dpred_k = grad_output * d loss / d pred_k = grad_output * 2 * diff[k] / M
+    Math (what must hold): loss is the mean of diff**2 over all M = diff.size entries;
+    dpred is d loss / d pred times grad_output (the chain rule), entry by entry.
     """
     raise NotImplementedError("differentiate (1/M) * sum of diff**2 with respect to each entry "
                               "of pred, then apply the chain rule with grad_output")

@@ -11,9 +11,8 @@ def relu_backward(gy, x):
     Returns:
         dx, the shape of x.
 
-    Math:
-        dy/dx = 1 where x > 0, else 0   (at exactly 0 either is fine; this uses 0)
-        dx    = gy * dy/dx              (the chain rule, entry by entry)
-    Return a new array: do not change gy or x in place.
+    Math (what must hold): dx is the gradient of sum(gy * max(x, 0)) with respect to x, entry
+    by entry (at exactly 0, use the derivative from the left). Return a new array: do not
+    change gy or x in place.
     """
     raise NotImplementedError("multiply gy by the derivative of max(x, 0), entry by entry")

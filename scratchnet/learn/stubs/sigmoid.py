@@ -11,8 +11,7 @@ def sigmoid_backward(gy, y):
     Returns:
         dx, the shape of y.
 
-    Math:
-        dy/dx = sigmoid(x) * (1 - sigmoid(x)) = y * (1 - y)
-        dx    = gy * dy/dx
+    Math (what must hold): dx is the gradient of sum(gy * sigmoid(x)) with respect to x,
+    entry by entry, written with the output y alone (x is not kept).
     """
     raise NotImplementedError("the derivative of the sigmoid, written with its output y")

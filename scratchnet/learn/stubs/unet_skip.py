@@ -12,8 +12,8 @@ def skip_split(grad, up_channels):
         (grad_up, grad_skip): shapes (N, up_channels, H, W) and (N, skip_channels, H, W),
         the gradients of up and of skip.
 
-    Math: cat copies each channel of up and of skip to its own channel of the result, so
-    each part of the gradient goes back to where its channels came from.
+    Math (what must hold): grad_up and grad_skip are the gradients of sum(grad * cat(up,
+    skip)) with respect to up and to skip.
     """
     raise NotImplementedError("split grad along the channel axis, up's channels first")
 
@@ -28,7 +28,7 @@ def skip_sum(grad_pool, grad_skip):
     Returns:
         grad, (N, C, H, W), dL/de.
 
-    Math: L depends on e through both consumers, so dL/de is the sum of the two gradients
-    (the multivariable chain rule).
+    Math (what must hold): L depends on e through both consumers; grad is dL/de, from the two
+    gradients that arrive along them.
     """
     raise NotImplementedError("a feature map used twice gets the gradients of both uses")
