@@ -79,11 +79,15 @@ class Comparison:
     diagnoses: list[str] = field(default_factory=list)
 
 
+def _tolerance(b: np.ndarray) -> np.ndarray:
+    """The grading tolerance of each entry of the right answer ``b``."""
+    return ATOL * float(np.abs(b).max(initial=0.0)) + RTOL * np.abs(b) + 1e-300
+
+
 def _close(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Element-wise: a is b up to the grading tolerance (relative to b)."""
-    scale = float(np.abs(b).max(initial=0.0))
     with np.errstate(invalid="ignore"):
-        return np.abs(a - b) <= ATOL * scale + RTOL * np.abs(b) + 1e-300
+        return np.abs(a - b) <= _tolerance(b)
 
 
 def _allclose(a: np.ndarray, b: np.ndarray) -> bool:
@@ -144,11 +148,9 @@ def compare(name: str, yours: Any, expected: np.ndarray, context: Context | None
     result = Comparison(name, True, total=expected.size)
     if expected.size == 0:
         return result
-    scale = float(np.abs(expected).max(initial=0.0))
-    tol = ATOL * scale + RTOL * np.abs(expected) + 1e-300
     with np.errstate(invalid="ignore", over="ignore"):
         err = np.abs(arr - expected)
-        ratio = np.where(np.isfinite(err), err / tol, np.inf)
+        ratio = np.where(np.isfinite(err), err / _tolerance(expected), np.inf)
     flat = int(np.argmax(ratio))
     index = tuple(int(i) for i in np.unravel_index(flat, expected.shape))
     result.index, result.yours, result.expected = index, float(arr[index]), float(expected[index])
@@ -162,22 +164,17 @@ def compare(name: str, yours: Any, expected: np.ndarray, context: Context | None
 
 # --- shapes --------------------------------------------------------------------------------
 def _shape_diagnoses(arr: np.ndarray, expected: np.ndarray, ctx: Context) -> list[str]:
-    out = []
     for shape, meaning in ctx.shapes:
         if tuple(arr.shape) == tuple(shape):
             return [meaning]
     if arr.ndim == expected.ndim and sorted(arr.shape) == sorted(expected.shape):
         for perm in itertools.permutations(range(arr.ndim)):
-            if tuple(arr.shape[p] for p in perm) != expected.shape:
-                continue
-            moved = arr.transpose(perm)
-            for sign, words in ((1, ""), (-1, ", and the sign is flipped")):
-                if _allclose(sign * moved, expected):
-                    out.append(f"yours matches the right answer after {_describe_perm(perm, ctx)}"
-                               f": {_SWAPPED}{words}")
-                    return out
-        out.append(f"its axes have the right sizes in the wrong order: {_SWAPPED}")
-        return out
+            if tuple(arr.shape[p] for p in perm) == expected.shape:
+                sign = _signed_match(arr.transpose(perm), expected)
+                if sign is not None:
+                    return [f"yours matches the right answer after {_describe_perm(perm, ctx)}: "
+                            f"{_SWAPPED}{sign}"]
+        return [f"its axes have the right sizes in the wrong order: {_SWAPPED}"]
     if ctx.spatial is not None and arr.ndim == expected.ndim:
         h, w = ctx.spatial
         dh, dw = arr.shape[h] - expected.shape[h], arr.shape[w] - expected.shape[w]
@@ -185,36 +182,39 @@ def _shape_diagnoses(arr: np.ndarray, expected: np.ndarray, ctx: Context) -> lis
         if others and dh >= 0 and dw >= 0 and dh % 2 == 0 and dw % 2 == 0 and (dh or dw):
             ph, pw = dh // 2, dw // 2
             crop = [slice(None)] * arr.ndim
-            crop[h] = slice(ph, arr.shape[h] - ph)
-            crop[w] = slice(pw, arr.shape[w] - pw)
+            crop[h], crop[w] = slice(ph, arr.shape[h] - ph), slice(pw, arr.shape[w] - pw)
             if _allclose(arr[tuple(crop)], expected):
-                out.append(f"it matches once {ph} row(s) and {pw} column(s) are cropped from each "
-                           "side: the padding was not removed at the end")
-            else:
-                out.append(f"it is {dh} rows and {dw} columns larger: it still has the padding "
-                           f"(({ph}, {pw}) on each side); crop it off")
-            return out
+                return [f"it matches once {ph} row(s) and {pw} column(s) are cropped from each "
+                        "side: the padding was not removed at the end"]
+            return [f"it is {dh} rows and {dw} columns larger: it still has the padding (({ph}, "
+                    f"{pw}) on each side); crop it off"]
     if arr.ndim == expected.ndim + 1:
         for axis in range(arr.ndim):
-            if tuple(np.delete(arr.shape, axis)) == expected.shape:
-                if _allclose(arr.sum(axis=axis), expected):
-                    out.append(f"it matches after summing over its axis {axis}: that sum is "
-                               "missing (a gradient of a shared parameter adds the "
-                               "contributions of every sample and position)")
-                    return out
+            if tuple(np.delete(arr.shape, axis)) == expected.shape and \
+                    _allclose(arr.sum(axis=axis), expected):
+                return [f"it matches after summing over its axis {axis}: that sum is missing (a "
+                        "gradient of a shared parameter adds the contributions of every sample "
+                        "and position)"]
     if arr.ndim + 1 == expected.ndim:
         for axis in range(expected.ndim):
             if tuple(np.delete(expected.shape, axis)) == arr.shape:
-                out.append(f"it lacks the {ctx.axis_name(axis)} axis (size "
-                           f"{expected.shape[axis]}): it was summed over where it should not be")
-                return out
+                return [f"it lacks the {ctx.axis_name(axis)} axis (size {expected.shape[axis]}): "
+                        "it was summed over where it should not be"]
     if arr.size == expected.size:
         if _allclose(arr.reshape(expected.shape), expected):
-            out.append("it has the right values in the right memory order: reshape it to "
-                       f"{tuple(expected.shape)}")
-        else:
-            out.append("it has the right number of entries: a reshape to the wrong shape?")
-    return out
+            return ["it has the right values in the right memory order: reshape it to "
+                    f"{tuple(expected.shape)}"]
+        return ["it has the right number of entries: a reshape to the wrong shape?"]
+    return []
+
+
+def _signed_match(moved: np.ndarray, expected: np.ndarray) -> str | None:
+    """"" when ``moved`` is the right answer, ", and the sign is flipped" when it is minus it,
+    else None."""
+    for sign, words in ((1, ""), (-1, ", and the sign is flipped")):
+        if _allclose(sign * moved, expected):
+            return words
+    return None
 
 
 def _describe_perm(perm: tuple[int, ...], ctx: Context) -> str:
@@ -267,16 +267,8 @@ def diagnose(yours: np.ndarray, expected: np.ndarray, context: Context | None = 
         alt = np.asarray(alt, dtype="float64")
         if alt.shape == y.shape and not _allclose(alt, e) and _allclose(y, alt):
             return [meaning]
-    found = _ratio(y, e, ctx)
-    if found:
-        return found
-    found = _axis_ratio(y, e, ctx)
-    if found:
-        return found
-    found = _transforms(y, e, ctx)
-    if found:
-        return found
-    found = _confined(y, e, close, ctx)
+    found = _ratio(y, e, ctx) or _axis_ratio(y, e, ctx) or _transforms(y, e, ctx) or \
+        _confined(y, e, close, ctx)
     if found:
         return found
     if np.allclose(np.sort(y, axis=None), np.sort(e, axis=None), rtol=RTOL,
@@ -370,25 +362,22 @@ def _axis_ratio(y: np.ndarray, e: np.ndarray, ctx: Context) -> list[str]:
         shape[axis] = -1
         if not _allclose(y, c.reshape(shape) * e):
             continue
+        per = ctx.axis_name(axis)
         for name, f_axis, values in ctx.factors:
             values = np.asarray(values, dtype="float64").reshape(-1)
             if f_axis != axis or values.shape != c.shape:
                 continue
-            if np.allclose(c, 1 / values, rtol=RATIO_RTOL):
-                return [f"yours is the right answer divided by {name} (per "
-                        f"{ctx.axis_name(axis)}): the factor {name} is missing"]
-            if np.allclose(c, values, rtol=RATIO_RTOL):
-                return [f"yours is the right answer times {name} (per {ctx.axis_name(axis)}): "
-                        f"an extra factor {name}"]
-            if np.allclose(c, values ** 2, rtol=RATIO_RTOL):
-                return [f"yours is the right answer times {name} squared (per "
-                        f"{ctx.axis_name(axis)}): {name} is applied twice too often"]
-            if np.allclose(c, 1 / values ** 2, rtol=RATIO_RTOL):
-                return [f"yours is the right answer divided by {name} squared (per "
-                        f"{ctx.axis_name(axis)}): two factors {name} are missing"]
+            for power, words in ((-1, f"divided by {name} (per {per}): the factor {name} is missing"),
+                                 (1, f"times {name} (per {per}): an extra factor {name}"),
+                                 (2, f"times {name} squared (per {per}): {name} is applied twice "
+                                     "too often"),
+                                 (-2, f"divided by {name} squared (per {per}): two factors {name} "
+                                      "are missing")):
+                if np.allclose(c, values ** float(power), rtol=RATIO_RTOL):
+                    return [f"yours is the right answer {words}"]
         shown = ", ".join(f"{v:.4g}" for v in c[:6]) + (", ..." if c.size > 6 else "")
-        return [f"the ratio yours/right is constant within each {ctx.axis_name(axis)} but "
-                f"differs between them ({shown}): a per-{ctx.axis_name(axis)} factor is wrong"]
+        return [f"the ratio yours/right is constant within each {per} but differs between them "
+                f"({shown}): a per-{per} factor is wrong"]
     return []
 
 
@@ -397,8 +386,7 @@ def _transforms(y: np.ndarray, e: np.ndarray, ctx: Context) -> list[str]:
     candidates: list[tuple[str, np.ndarray]] = []
     for a, b in itertools.combinations(range(y.ndim), 2):
         if y.shape[a] == y.shape[b] and y.shape[a] > 1:
-            candidates.append((f"swapping axes {ctx.axis_name(a)} and {ctx.axis_name(b)}: "
-                               + _SWAPPED,
+            candidates.append((f"swapping axes {ctx.axis_name(a)} and {ctx.axis_name(b)}: {_SWAPPED}",
                                np.swapaxes(y, a, b)))
     flips = [axes for r in range(len(ctx.flip_axes), 0, -1)
              for axes in itertools.combinations(ctx.flip_axes, r)]
@@ -409,9 +397,9 @@ def _transforms(y: np.ndarray, e: np.ndarray, ctx: Context) -> list[str]:
         candidates.append((f"{what}: the kernel is flipped where it should not be, or not "
                            "flipped where it should be", np.flip(y, axis=axes)))
     for words, moved in candidates:
-        for sign, extra in ((1, ""), (-1, ", and the sign is flipped")):
-            if _allclose(sign * moved, e):
-                return [f"yours matches the right answer after {words}{extra}"]
+        sign = _signed_match(moved, e)
+        if sign is not None:
+            return [f"yours matches the right answer after {words}{sign}"]
     if ctx.spatial is not None:
         h, w = ctx.spatial
         for dh, dw in itertools.product(range(-2, 3), repeat=2):
