@@ -29,8 +29,7 @@ from .. import models, nn, ops
 from ..random import init_rng, manual_seed
 from .diagnose import Context
 
-__all__ = ["Exercise", "Case", "Signature", "Mistake", "EXERCISES", "StructureError", "invoke",
-           "keep_init_rng", "learner_overrides"]
+__all__ = ["Exercise", "Case", "Signature", "Mistake", "EXERCISES", "StructureError", "learner_overrides"]
 
 Fns = dict[str, Callable[..., Any]]
 Formula = Callable[[NS], Any]          # of a case's namespace: its configuration and inputs
@@ -302,6 +301,10 @@ def _with(layer: nn.Module, **values: np.ndarray) -> nn.Module:
     return layer
 
 
+def _batched(a: NS) -> bool:
+    return a.N > 1
+
+
 def _sample_mistakes(tensor: str, f: Callable[[NS, np.ndarray], Any]) -> tuple[Mistake, ...]:
     """A sum over the batch with one sample's contribution only (``f(a, g)``: the right formula
     with the upstream gradient ``g`` in place of ``a.gy``)."""
@@ -309,16 +312,15 @@ def _sample_mistakes(tensor: str, f: Callable[[NS, np.ndarray], Any]) -> tuple[M
         g = np.zeros_like(a.gy)
         g[n] = a.gy[n]
         return f(a, g)
-    several: Callable[[NS], bool] = lambda a: a.gy.shape[0] > 1          # noqa: E731
     return (Mistake(tensor, "yours is the contribution of the last sample only: each sample's "
                     "contribution must be added (+=), not assigned (=), or use one product over "
-                    "the whole batch", lambda a: only(a, -1), several),
+                    "the whole batch", lambda a: only(a, -1), _batched),
             Mistake(tensor, "yours is the contribution of the first sample only: the loop over "
                     "the batch stops early, or the other samples are not added",
-                    lambda a: only(a, 0), several))
+                    lambda a: only(a, 0), _batched))
 
 
-BATCH = ("N", lambda a: a.gy.shape[0], "the batch size")
+BATCH = ("N", lambda a: a.N, "the batch size")
 _NO_STRIDE = ("yours places the windows as if the stride were 1: window (oh, ow) starts at row "
               "oh*SH - PH and column ow*SW - PW")
 _SHARED = ("yours is wrong only on pixels covered by more than one window: contributions from "
@@ -332,6 +334,19 @@ def _shared(a: NS, col_shape: tuple[int, ...]) -> np.ndarray:
 
 def _strided(a: NS) -> bool:
     return max(a.s) > 1
+
+
+def _placed(a: NS) -> str:
+    return f"stride {_pair(a.s)}, padding {_pair(a.p)}"
+
+
+def _windows(a: NS) -> str:
+    return f"x {a.x.shape}, kernel {_pair(a.k)}, {_placed(a)}"
+
+
+def _batch(hint: str) -> tuple[str, Callable[[dict[str, Any]], bool], str]:
+    """The condition "batch > 1" of a configuration, with what it points at."""
+    return ("batch > 1", lambda c: c["N"] > 1, hint)
 
 
 def _image(**spec: Any) -> dict[str, Any]:
@@ -361,8 +376,7 @@ LINEAR = Exercise(
            "over n",
            "dx = gy @ weight, dweight = gy.T @ x, dbias = gy.sum(axis=0)"),
     layer=lambda a: (_with(nn.Linear(a.I, a.O), weight=a.weight, bias=a.bias), (a.x,)),
-    conditions=(("batch > 1", lambda c: c["N"] > 1,
-                 "the sum over the batch: every sample adds its own contribution"),
+    conditions=(_batch("the sum over the batch: every sample adds its own contribution"),
                 ("in == out", lambda c: c["I"] == c["O"],
                  "a transpose that only goes unnoticed in shape when the weight is square")))
 
@@ -430,12 +444,11 @@ MSE = Exercise(
     "docs/learn/01-chain.md",
     (dict(shape=(2, 3, 4, 4)), dict(shape=(3, 7)), dict(shape=(1, 1, 5, 5))),
     _draw_mse, lambda a: f"pred {a.pred.shape}, grad_output {a.grad_output:.4g}",
-    {"dpred": dict(square=True, sizes=(("M", lambda a: a.M, "the number of entries of pred, "
-                                        "over which the mean is taken"),
-                                       ("N", lambda a: a.N, "the batch size")))},
+    {"dpred": dict(square=True, sizes=(("M", lambda a: a.M, "the number of entries of pred, over "
+                                        "which the mean is taken"), BATCH))},
     (Mistake("dpred", lambda a: f"yours divides by N, the batch size; the mean is over all M = "
              f"{a.M} entries of pred, so divide by M",
-             lambda a: 2 * a.diff * a.grad_output / a.N, lambda a: a.N > 1),
+             lambda a: 2 * a.diff * a.grad_output / a.N, _batched),
      Mistake("dpred", lambda a: f"yours leaves out grad_output (dL/dloss, here {a.grad_output:.4g}): "
              "multiply by it; it is 1.0 only at the end of the chain", lambda a: 2 * a.diff / a.M)),
     layer=lambda a: (nn.MSELoss(), (a.pred, a.target)),
@@ -476,22 +489,21 @@ CROSS_ENTROPY = Exercise(
     {"dinput": dict(axes=("N", "C"), sizes=(("N", lambda a: a.N, "the batch size, over which "
                                                  "the mean is taken"),
                                                 ("C", lambda a: a.C, "the number of classes"))),
-     "loss": dict(axes=(), sizes=(("N", lambda a: a.N, "the batch size"),)),
+     "loss": dict(axes=(), sizes=(BATCH,)),
      "probs": dict(axes=("N", "C"))},
     (Mistake("dinput", "yours is probs alone: the gradient of -log p[n, t_n] is p - onehot(t_n) "
              "(subtract 1 at each sample's target)", lambda a: a.probs * a.grad_output / a.N),
      Mistake("dinput", lambda a: f"yours lacks the 1/N of the mean over the N = {a.N} samples",
-             lambda a: (a.probs - a.onehot) * a.grad_output, lambda a: a.N > 1),
+             lambda a: (a.probs - a.onehot) * a.grad_output, _batched),
      Mistake("dinput", lambda a: f"yours leaves out grad_output (dL/dloss, here "
              f"{a.grad_output:.4g}): multiply by it", lambda a: (a.probs - a.onehot) / a.N),
      Mistake("probs", "yours normalises each class over the batch (axis 0): the softmax runs "
-             "over the classes of each sample (axis 1)", lambda a: _softmax(a.input, 0),
-             lambda a: a.N > 1),
+             "over the classes of each sample (axis 1)", lambda a: _softmax(a.input, 0), _batched),
      Mistake("probs", "yours is 0 in the rows whose scores overflow exp (beyond about 709): "
              "subtract each row's maximum before exp (log-sum-exp)",
              lambda a: _softmax(a.input, shift=False), lambda a: a.scale > 10),
      Mistake("loss", "yours is the sum over the samples: the loss is their mean",
-             lambda a: a.N * F.cross_entropy(a.input, a.target)[0], lambda a: a.N > 1)),
+             lambda a: a.N * F.cross_entropy(a.input, a.target)[0], _batched)),
     hints=("input is (N, C), one row of C scores per sample; target (N,) holds each sample's "
            "class; loss is one number, probs and dinput are (N, C)",
            "softmax then -log of the target's probability, averaged over the samples; exp of a "
@@ -505,7 +517,7 @@ CROSS_ENTROPY = Exercise(
                  "exp of a large score overflows: subtract each row's maximum before exp "
                  "(log-sum-exp), and take the log before the exp, not of probabilities that "
                  "underflow to 0"),
-                ("batch > 1", lambda c: c["N"] > 1, "the mean over the N samples")))
+                _batch("the mean over the N samples")))
 
 
 # --- convolution ---------------------------------------------------------------------------------
@@ -522,8 +534,7 @@ _CONV_CONDITIONS = (
      "look at how the stride places each window (oh*SH + i, ow*SW + j)"),
     ("padding > 0", lambda c: max(c["p"]) > 0,
      "look at the padding: the padded border, and the offset it adds to every index"),
-    ("batch > 1", lambda c: c["N"] > 1,
-     "look at the batch axis: col and argmax keep it last, and every sample contributes"),
+    _batch("look at the batch axis: col and argmax keep it last, and every sample contributes"),
     ("a non-square kernel", lambda c: c["k"][0] != c["k"][1],
      "KH and KW (or H and W) are mixed up somewhere"),
     ("different strides or paddings along H and W",
@@ -543,8 +554,7 @@ def _conv_exercise(name: str, signature: str, asks: str, own_col: bool = False, 
                     col=_normal(r, *col.shape) if own_col else np.ascontiguousarray(col))
     return Exercise(
         name, signature, asks, "docs/learn/03-convolution.md", _CONV_CONFIGS, draw,
-        row.pop("describe", lambda a: f"x {a.x.shape}, kernel {_pair(a.k)}, stride {_pair(a.s)}, "
-                                      f"padding {_pair(a.p)}"),
+        row.pop("describe", _windows),
         layer=lambda a: (_with(nn.Conv2d(a.C, a.OC, a.k, a.s, a.p), weight=a.weight, bias=a.bias),
                          (a.x,)), conditions=_CONV_CONDITIONS, **row)
 
@@ -604,7 +614,7 @@ CONV2D_GRAD_INPUT = _conv_exercise(
 COL2IM = _conv_exercise(
     "col2im", "col2im(col, stride, padding, size) -> x",
     "the adjoint of im2col: add every column entry back onto its pixel", own_col=True,
-    describe=lambda a: f"col {a.col.shape}, stride {_pair(a.s)}, padding {_pair(a.p)}, size {a.size}",
+    describe=lambda a: f"col {a.col.shape}, {_placed(a)}, size {a.size}",
     hints=("col is (C, KH, KW, OH, OW, N), the batch axis last; x is (N, C, H, W): fill a padded"
            " image (a little larger than (N, C, H + 2*PH, W + 2*PW) is handy) and crop it at the"
            " end",
@@ -633,8 +643,7 @@ CONV_TRANSPOSE2D = Exercise(
      dict(N=1, C_in=2, C_out=2, H=4, W=3, k=(2, 2), s=(2, 2), p=(0, 0), op=(0, 0)),
      dict(N=2, C_in=3, C_out=2, H=3, W=3, k=(3, 2), s=(2, 1), p=(1, 0), op=(1, 0))),
     _draw_conv_transpose,
-    lambda a: (f"x {a.x.shape}, weight {a.weight.shape}, stride {_pair(a.s)}, padding {_pair(a.p)}, "
-               f"output_padding {_pair(a.op)}"),
+    lambda a: f"x {a.x.shape}, weight {a.weight.shape}, {_placed(a)}, output_padding {_pair(a.op)}",
     {"dx": dict(axes=("N", "C_in", "H", "W"), sizes=(BATCH, _PIXELS), spatial=(2, 3)),
      "dweight": dict(axes=("C_in", "C_out", "KH", "KW"), sizes=(BATCH, _PIXELS), flip_axes=(2, 3)),
      "dbias": dict(axes=("C_out",), sizes=(BATCH, _PIXELS))},
@@ -669,7 +678,7 @@ _POOL_CONDITIONS = (
      c["s"][1] < c["k"][1], "a pixel in several windows must receive the sum of their gradients"),
     ("padding > 0", lambda c: max(c["p"]) > 0,
      "look at the padding: window positions are offset by it"),
-    ("batch > 1", lambda c: c["N"] > 1, "look at the batch axis (argmax keeps it last)"),
+    _batch("look at the batch axis (argmax keeps it last)"),
     ("a non-square kernel", lambda c: c["k"][0] != c["k"][1],
      "KH and KW are mixed up somewhere (argmax counts i*KW + j)"),
 )
@@ -684,8 +693,7 @@ def _pool_exercise(name: str, signature: str, asks: str, layer: type, **row: Any
                     stride=a.s, padding=a.p, size=(a.H, a.W))
     return Exercise(
         name, signature, asks, "docs/learn/05-elementwise-and-pooling.md", _POOL_CONFIGS, draw,
-        lambda a: f"x {a.x.shape}, kernel {_pair(a.k)}, stride {_pair(a.s)}, padding {_pair(a.p)}",
-        layer=lambda a: (layer(a.k, a.s, a.p), (a.x,)), conditions=_POOL_CONDITIONS, **row)
+        _windows, layer=lambda a: (layer(a.k, a.s, a.p), (a.x,)), conditions=_POOL_CONDITIONS, **row)
 
 
 _ADD_AT = ("with fancy indexing dx[index] += g adds only once per repeated index, np.add.at(dx, "
@@ -797,6 +805,11 @@ def _training(a: NS) -> bool:
     return a.batch_stats
 
 
+def _stats_mistake(message: str, **terms: bool) -> Mistake:
+    """dx in training mode with some of its three terms left out."""
+    return Mistake("dx", message, lambda a: _through_stats(a, a.M, **terms), _training)
+
+
 def _bn_layer(a: NS) -> tuple[nn.Module, tuple[Any, ...]]:
     params = dict(weight=a.weight, bias=a.bias) if a.affine else {}
     layer = _with(nn.BatchNorm2d(a.C, eps=a.eps, affine=a.affine), **params,
@@ -804,8 +817,7 @@ def _bn_layer(a: NS) -> tuple[nn.Module, tuple[Any, ...]]:
     return layer.train(a.batch_stats), (a.x,)
 
 
-_BN = dict(sizes=(("M", lambda a: a.M, "the number of values per channel, N*H*W"),
-                  ("N", lambda a: a.N, "the batch size")))
+_BN = dict(sizes=(("M", lambda a: a.M, "the number of values per channel, N*H*W"), BATCH))
 
 BATCH_NORM = Exercise(
     "batch_norm",
@@ -825,16 +837,14 @@ BATCH_NORM = Exercise(
     (Mistake("dx", "yours treats the mean and variance as constants: in training mode they depend "
              "on every x of the channel, which adds the terms -dbias/M and -xhat * dweight/M "
              "(before the factor weight * inv_std)", lambda a: a.gy * a.scale, _training),
-     Mistake("dx", "the term through the mean (-dbias/M, i.e. -sum(gy)/M) is missing",
-             lambda a: _through_stats(a, a.M, mean=False), _training),
-     Mistake("dx", "the term through the variance (-xhat * sum(gy * xhat)/M) is missing",
-             lambda a: _through_stats(a, a.M, var=False), _training),
-     Mistake("dx", "yours lacks the direct term gy * weight * inv_std (the path around the "
-             f"statistics): {_STAGED}", lambda a: _through_stats(a, a.M, direct=False), _training),
-     Mistake("dx", f"yours is the term through the mean alone: {_STAGED}; the three terms add up",
-             lambda a: _through_stats(a, a.M, direct=False, var=False), _training),
-     Mistake("dx", f"yours is the term through the variance alone: {_STAGED}; the three terms "
-             "add up", lambda a: _through_stats(a, a.M, direct=False, mean=False), _training),
+     _stats_mistake("the term through the mean (-dbias/M, i.e. -sum(gy)/M) is missing", mean=False),
+     _stats_mistake("the term through the variance (-xhat * sum(gy * xhat)/M) is missing", var=False),
+     _stats_mistake("yours lacks the direct term gy * weight * inv_std (the path around the "
+                    f"statistics): {_STAGED}", direct=False),
+     _stats_mistake(f"yours is the term through the mean alone: {_STAGED}; the three terms add up",
+                    direct=False, var=False),
+     _stats_mistake(f"yours is the term through the variance alone: {_STAGED}; the three terms add "
+                    "up", direct=False, mean=False),
      Mistake("dx", lambda a: f"yours divides by N = {a.N}; M = N*H*W = {a.M} is the number of "
              "values per channel", lambda a: _through_stats(a, a.N),
              lambda a: a.batch_stats and a.N != a.M),
@@ -862,8 +872,7 @@ BATCH_NORM = Exercise(
                  "statistics"),
                 ("training mode", lambda c: c["mode"] == "train",
                  "the gradient through the batch mean and variance"),
-                ("batch > 1", lambda c: c["N"] > 1,
-                 "the sums over N (and H, W): M = N*H*W values per channel"),
+                _batch("the sums over N (and H, W): M = N*H*W values per channel"),
                 ("no affine transform (weight None)", lambda c: not c["affine"],
                  "weight None means a factor 1"),
                 ("an affine transform (weight given)", lambda c: c["affine"],
@@ -887,7 +896,7 @@ def _unet_model(a: NS, r: np.random.Generator) -> dict[str, Any]:
         smallest.append(float(np.abs(v).min()))
         return F.relu(v)
 
-    for seed in range(100):                 # a U-Net whose ReLU inputs stay off the kink at 0
+    for seed in range(100):
         manual_seed(seed)
         model, smallest[:] = models.UNet(width).double(), []
         with ops.override(relu=relu):
@@ -897,10 +906,15 @@ def _unet_model(a: NS, r: np.random.Generator) -> dict[str, Any]:
     return dict(x=x, state={k: np.array(v) for k, v in model.state_dict().items()})
 
 
+def _unet(width: int, state: dict[str, np.ndarray]) -> models.UNet:
+    with keep_init_rng():
+        model = models.UNet(width).double()
+    model.load_state_dict(state)
+    return model
+
+
 def _unet_layer(a: NS) -> tuple[nn.Module, tuple[Any, ...]]:
-    model = models.UNet(a.unet[0]).double()
-    model.load_state_dict(a.state)
-    return model, (a.x,)
+    return _unet(a.unet[0], a.state), (a.x,)
 
 
 _SPLIT = ("split after up_channels: cat(up, skip) puts up's channels first, so grad_up = "
@@ -929,16 +943,13 @@ UNET_SKIP = Exercise(
     (Mistake("grad_up", "yours is the skip's part: " + _SPLIT, lambda a: a.grad[:, a.skip:]),
      Mistake("grad_skip", "yours is the up-sampling path's part: " + _SPLIT,
              lambda a: a.grad[:, :a.skip]),
-     Mistake("grad", "yours is grad_pool alone: the feature map fed two consumers, so its gradient "
-             "is the sum of both; add grad_skip", lambda a: a.grad_pool),
-     Mistake("grad", "yours is grad_skip alone: the feature map fed two consumers, so its gradient "
-             "is the sum of both; add grad_pool", lambda a: a.grad_skip),
+     *(Mistake("grad", f"yours is {one} alone: the feature map fed two consumers, so its gradient "
+               f"is the sum of both; add {other}", lambda a, one=one: getattr(a, one))
+       for one, other in (("grad_pool", "grad_skip"), ("grad_skip", "grad_pool"))),
      Mistake("grad", "yours averages the two gradients: a feature map that fed two consumers "
              "gets the sum of their gradients, not their mean", lambda a: (a.grad_pool + a.grad_skip) / 2),
-     Mistake("grad", "yours subtracts one gradient from the other: they add up",
-             lambda a: a.grad_pool - a.grad_skip),
-     Mistake("grad", "yours subtracts one gradient from the other: they add up",
-             lambda a: a.grad_skip - a.grad_pool)),
+     *(Mistake("grad", "yours subtracts one gradient from the other: they add up", f) for f in
+       (lambda a: a.grad_pool - a.grad_skip, lambda a: a.grad_skip - a.grad_pool))),
     hints=("skip_split: grad (N, up + skip, H, W) into (N, up_channels, H, W) and the rest; "
            "skip_sum: two gradients of one shape into one",
            "cat(up, skip) puts up's channels first, so each part of the gradient goes back to "
@@ -959,9 +970,7 @@ class _Stages:
     x: np.ndarray
 
     def fresh(self) -> Callable[[str, np.ndarray], np.ndarray]:
-        with keep_init_rng():
-            model = models.UNet(self.width).double()
-        model.load_state_dict(self.state)
+        model = _unet(self.width, self.state)
         model(self.x)
         return lambda name, g: getattr(model, name).backward(g)
 
@@ -1028,11 +1037,11 @@ UNET_BACKWARD = Exercise(
 
 
 # --- adam ----------------------------------------------------------------------------------------
-def _adam(a: NS, *, t: int | None = None, correct_m: bool = True, correct_v: bool = True,
+def _adam(a: NS, *, next_step: bool = False, correct_m: bool = True, correct_v: bool = True,
           eps_inside: bool = False, decoupled: bool = False, wd: float | None = None,
           sign: float = 1.0, root: bool = True) -> np.ndarray:
     """One Adam update in float64 (param after minus before), with the usual mistakes."""
-    (b1, b2), t, wd = a.betas, a.step if t is None else t, a.wd if wd is None else wd
+    (b1, b2), t, wd = a.betas, a.step + next_step, a.wd if wd is None else wd
     p = a.param * (1 - a.lr * wd) if decoupled else a.param
     g = a.grad if decoupled else a.grad + wd * a.param
     m, v = b1 * a.exp_avg + (1 - b1) * g, b2 * a.exp_avg_sq + (1 - b2) * g * g
@@ -1057,6 +1066,16 @@ def _decay(a: NS) -> bool:
     return a.wd > 0
 
 
+def _decayed(a: NS) -> np.ndarray:
+    """The gradient with PyTorch's L2 weight decay added."""
+    return a.grad + a.wd * a.param
+
+
+def _update(message: str, when: Callable[[NS], bool] = lambda a: True, **mistake: Any) -> Mistake:
+    """A wrong parameter update: `_adam` with one of its mistakes."""
+    return Mistake("param update", message, lambda a: _adam(a, **mistake), when)
+
+
 def _moment(a: NS, k: int, old: np.ndarray, new: np.ndarray, factor: bool = True) -> np.ndarray:
     beta = a.betas[k]
     return beta * old + ((1 - beta) if factor else 1) * new
@@ -1079,31 +1098,27 @@ ADAM_STEP = Exercise(
     {name: dict(axes=lambda a: tuple(f"axis {i}" for i in range(len(a.shape))), **spec)
      for name, spec in (("param update", dict(sizes=(("lr", lambda a: a.lr, "the learning rate"),))),
                         ("exp_avg", {}), ("exp_avg_sq", {}))},
-    (Mistake("param update", "yours has no bias correction: divide m by (1 - beta1**t) and v by "
-             "(1 - beta2**t)", lambda a: _adam(a, correct_m=False, correct_v=False)),
-     Mistake("param update", "the bias correction of m (1 - beta1**t) is missing",
-             lambda a: _adam(a, correct_m=False)),
-     Mistake("param update", "the bias correction of v (1 - beta2**t) is missing",
-             lambda a: _adam(a, correct_v=False)),
-     Mistake("param update", "yours uses step t + 1: the step passed in is already the number of "
-             "this update (1 for the first); do not add 1 to it", lambda a: _adam(a, t=a.step + 1)),
-     Mistake("param update", "yours adds eps under the square root; Adam adds it to sqrt(v_hat)",
-             lambda a: _adam(a, eps_inside=True)),
-     Mistake("param update", "yours divides by v_hat + eps: the square root is missing, Adam "
-             "divides by sqrt(v_hat) + eps", lambda a: _adam(a, root=False)),
-     Mistake("param update", "yours moves along the gradient: the update subtracts lr * m_hat / "
-             "(sqrt(v_hat) + eps)", lambda a: _adam(a, sign=-1.0)),
-     Mistake("param update", "yours decays the weights directly (AdamW); Adam adds weight_decay * "
-             "param to the gradient before the moments", lambda a: _adam(a, decoupled=True), _decay),
-     Mistake("param update", "weight_decay * param is not added to the gradient",
-             lambda a: _adam(a, wd=0.0), _decay),
+    (_update("yours has no bias correction: divide m by (1 - beta1**t) and v by (1 - beta2**t)",
+             correct_m=False, correct_v=False),
+     _update("the bias correction of m (1 - beta1**t) is missing", correct_m=False),
+     _update("the bias correction of v (1 - beta2**t) is missing", correct_v=False),
+     _update("yours uses step t + 1: the step passed in is already the number of this update (1 "
+             "for the first); do not add 1 to it", next_step=True),
+     _update("yours adds eps under the square root; Adam adds it to sqrt(v_hat)", eps_inside=True),
+     _update("yours divides by v_hat + eps: the square root is missing, Adam divides by sqrt(v_hat)"
+             " + eps", root=False),
+     _update("yours moves along the gradient: the update subtracts lr * m_hat / (sqrt(v_hat) + "
+             "eps)", sign=-1.0),
+     _update("yours decays the weights directly (AdamW); Adam adds weight_decay * param to the "
+             "gradient before the moments", _decay, decoupled=True),
+     _update("weight_decay * param is not added to the gradient", _decay, wd=0.0),
      Mistake("exp_avg", "the factor (1 - beta1) on the new gradient is missing: m = beta1*m + "
-             "(1 - beta1)*g", lambda a: _moment(a, 0, a.exp_avg, a.grad + a.wd * a.param, False)),
+             "(1 - beta1)*g", lambda a: _moment(a, 0, a.exp_avg, _decayed(a), False)),
      Mistake("exp_avg", _NO_WD, lambda a: _moment(a, 0, a.exp_avg, a.grad), _decay),
      Mistake("exp_avg_sq", "v averages the *squared* gradient: v = beta2*v + (1 - beta2)*g*g",
-             lambda a: _moment(a, 1, a.exp_avg_sq, a.grad + a.wd * a.param)),
+             lambda a: _moment(a, 1, a.exp_avg_sq, _decayed(a))),
      Mistake("exp_avg_sq", "the factor (1 - beta2) on the new squared gradient is missing",
-             lambda a: _moment(a, 1, a.exp_avg_sq, (a.grad + a.wd * a.param) ** 2, False)),
+             lambda a: _moment(a, 1, a.exp_avg_sq, _decayed(a) ** 2, False)),
      Mistake("exp_avg_sq", _NO_WD, lambda a: _moment(a, 1, a.exp_avg_sq, a.grad * a.grad), _decay)),
     conditions=(("weight_decay > 0", lambda c: c["wd"] > 0, "the weight decay term"),
                 ("step > 1", lambda c: c["t"] > 1, "what carries over between steps (exp_avg, "
