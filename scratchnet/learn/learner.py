@@ -35,10 +35,10 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .. import ops
+from .. import cli, ops
 
 __all__ = ["LearnerProcess", "LearnerCodeError", "LearnerRaised", "LearnerEnded", "TIMEOUT",
-           "run_apart", "learner_code", "load_functions", "describe_exception", "library_own", "quiet"]
+           "run_apart", "learner_code", "load_functions", "describe_exception", "quiet"]
 
 TIMEOUT = 60.0                  # seconds per exercise, by default
 
@@ -96,14 +96,17 @@ def learner_code(directory: Path) -> Iterator[None]:
                 del sys.modules[name]
 
 
+def _at(where: str, line: str | None) -> str:
+    line = (line or "").strip()
+    return f"  at {where}" + (f":  {line}" if line else "")
+
+
 def describe_exception(exc: BaseException, directory: Path) -> list[str]:
     """An exception, as lines that point at the learner's own code (never the grader's)."""
     folder = Path(directory).resolve()
     if isinstance(exc, SyntaxError) and exc.filename and _inside(exc.filename, folder):
-        where = f"{exc.filename}, line {exc.lineno}"
-        text = (exc.text or "").strip()
-        return [f"your code has a SyntaxError: {exc.msg}", f"  at {where}"
-                + (f":  {text}" if text else "")]
+        return [f"your code has a SyntaxError: {exc.msg}",
+                _at(f"{exc.filename}, line {exc.lineno}", exc.text)]
     message = str(exc).strip().splitlines()
     head = f"your code raised {type(exc).__name__}" + (f": {message[0]}" if message else "")
     if isinstance(exc, SystemExit):
@@ -115,9 +118,7 @@ def describe_exception(exc: BaseException, directory: Path) -> list[str]:
     if not frames:
         return [head]
     f = frames[-1]
-    line = (f.line or "").strip()
-    where = f"  at {f.filename}, line {f.lineno}, in {f.name}"
-    return [head, where + (f":  {line}" if line else "")]
+    return [head, _at(f"{f.filename}, line {f.lineno}, in {f.name}", f.line)]
 
 
 _LIBRARY: dict[str, tuple[Any, Any]] = {}   # op name -> (op, its body), before any learner code
@@ -193,9 +194,8 @@ def quiet() -> Iterator[None]:
 def _raising_function(exc: BaseException, directory: Path) -> str | None:
     """The learner's function the exception was raised in, when the raise itself is in the
     learner's folder (the stub's own NotImplementedError), or None."""
-    frames = traceback.extract_tb(exc.__traceback__)[-1:]
-    frames = [f for f in frames if _inside(f.filename, Path(directory).resolve())]
-    return frames[-1].name if frames else None
+    last = traceback.extract_tb(exc.__traceback__)[-1:]
+    return last[0].name if last and _inside(last[0].filename, Path(directory).resolve()) else None
 
 
 # --- what crosses between the processes -----------------------------------------------------
@@ -361,11 +361,17 @@ def _ended(process: Any) -> LearnerEnded:
                         "os._exit?) before it returned")
 
 
+def _stop(process: Any, conn: Any) -> None:
+    """Kill the child if it still runs, and close this end of its pipe."""
+    if process.is_alive():
+        process.kill()
+    process.join(5)
+    conn.close()
+
+
 def _status(conn: Any, fn: Callable[..., int], args: tuple[Any, ...]) -> None:
     """The child of `run_apart`: Ctrl-C, SIGTERM and SIGHUP raise `cli.Terminated`, so that
     ``fn`` can tell them from a KeyboardInterrupt its callees raise; the status goes back."""
-    from .. import cli
-
     def stop(signum: int, frame: Any) -> None:
         raise cli.Terminated(signum)
 
@@ -399,12 +405,8 @@ def run_apart(fn: Callable[..., int], *args: Any) -> int:
         process.join(60)
         raise
     finally:
-        if process.is_alive():
-            process.kill()
-        process.join(5)
-        conn.close()
+        _stop(process, conn)
     if isinstance(status, tuple):                       # stopped there, as here
-        from .. import cli
         raise cli.Terminated(status[1]) if status[1] != signal.SIGINT else KeyboardInterrupt()
     return int(status)
 
@@ -499,10 +501,7 @@ class LearnerProcess:
 
     def close(self) -> None:
         """Stop the child (at once: it holds nothing of the learner's to save)."""
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(5)
-        self.conn.close()
+        _stop(self.process, self.conn)
 
     def __enter__(self) -> "LearnerProcess":
         return self
