@@ -94,8 +94,9 @@ def _allclose(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and bool(np.all(np.isfinite(a))) and bool(_close(a, b).all())
 
 
-def _fmt_index(index: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(int(i)) for i in index) + ")"
+def format_index(index: tuple[int, ...] | None) -> str:
+    """``(0, 2, 1)``, as reports name an entry."""
+    return "(" + ", ".join(str(int(i)) for i in (() if index is None else index)) + ")"
 
 
 def _as_array(value: Any) -> np.ndarray | None:
@@ -254,7 +255,7 @@ def diagnose(yours: np.ndarray, expected: np.ndarray, context: Context | None = 
         return _shape_diagnoses(y, e, ctx)
     if not np.all(np.isfinite(y)):
         bad = np.argwhere(~np.isfinite(y))
-        return [f"{len(bad)} entries are NaN or infinite (the first at {_fmt_index(bad[0])}): "
+        return [f"{len(bad)} entries are NaN or infinite (the first at {format_index(bad[0])}): "
                 "a division by zero, an overflow, or an array used before it was filled "
                 "(np.empty)"]
     close = _close(y, e)

@@ -15,12 +15,13 @@ from __future__ import annotations
 import re
 import textwrap
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..gradcheck import GradcheckError, GradcheckReport, gradcheck
-from .diagnose import NO_PATTERN, Comparison, compare
+from .diagnose import NO_PATTERN, Comparison, compare, format_index
 from .exercises import (EXERCISES, HINT_LEVELS, Case, Exercise, StructureError,
                         learner_overrides)
 from .learner import (TIMEOUT, LearnerCodeError, LearnerEnded, LearnerProcess, LearnerRaised,
@@ -198,10 +199,6 @@ def _v(x: float | None, digits: int) -> str:
     return "-" if x is None else f"{x:.{digits}g}"
 
 
-def _index(index: tuple[int, ...] | None) -> str:
-    return "()" if not index else "(" + ", ".join(map(str, index)) + ")"
-
-
 WIDTH = 120                     # report lines are wrapped at this many characters
 _LABEL, _STATUS = 13, 6         # column widths: tensor name, pass/FAIL
 _PAD = " " * (2 + _LABEL + _STATUS)
@@ -231,7 +228,7 @@ def _report(exercise: Exercise, outcomes: list[_CaseOutcome], raised: list[Case]
         if not failing:
             case, worst = max(rows, key=lambda r: r[1].scaled)
             where = ("" if worst.index is None else
-                     f"; worst entry {_index(worst.index)}: yours {_v(worst.yours, 8)}, "
+                     f"; worst entry {format_index(worst.index)}: yours {_v(worst.yours, 8)}, "
                      f"expected {_v(worst.expected, 8)} (difference {worst.difference:.1e})")
             lines += _row(name, "pass", f"{len(rows)} configurations{where}")
             continue
@@ -241,7 +238,7 @@ def _report(exercise: Exercise, outcomes: list[_CaseOutcome], raised: list[Case]
         if first.problem:
             lines += _more(f"{name} {first.problem}")
         else:
-            lines += _more(f"worst entry {_index(first.index)}: yours {_v(first.yours, 6)}, "
+            lines += _more(f"worst entry {format_index(first.index)}: yours {_v(first.yours, 6)}, "
                            f"expected {_v(first.expected, 6)} ({first.wrong} of {first.total} "
                            "entries wrong)")
         for d in _common_diagnoses([c.diagnoses for _, c in failing]):
@@ -334,15 +331,11 @@ def format_result(result: ExerciseResult, hint: int = 0) -> str:
 
 def format_summary(results: list[ExerciseResult]) -> str:
     """One line: how many exercises pass, fail, and are not written yet."""
-    n = len(results)
-    passed = sum(r.status == PASS for r in results)
-    failed = sum(r.status == FAIL for r in results)
-    todo = sum(r.status == NOT_WRITTEN for r in results)
-    seconds = sum(r.seconds for r in results)
-    parts = [f"{passed} of {n} exercise{'s' if n != 1 else ''} pass"]
-    if failed:
-        parts.append(f"{failed} fail{'s' if failed == 1 else ''}")
-    if todo:
-        parts.append(f"{todo} not written yet")
-    return ", ".join(parts) + f" ({seconds:.1f} s)"
+    n, count = len(results), Counter(r.status for r in results)
+    parts = [f"{count[PASS]} of {n} exercise{'s' if n != 1 else ''} pass"]
+    if count[FAIL]:
+        parts.append(f"{count[FAIL]} fail{'s' if count[FAIL] == 1 else ''}")
+    if count[NOT_WRITTEN]:
+        parts.append(f"{count[NOT_WRITTEN]} not written yet")
+    return ", ".join(parts) + f" ({sum(r.seconds for r in results):.1f} s)"
 
