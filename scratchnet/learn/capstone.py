@@ -29,7 +29,7 @@ import numpy as np
 from .. import cli, nn, ops, optim
 from ..data import (BatchLoader, DatasetError, NoiseSpec, find_dataset_dir, images_to_array,
                     load_dataset, search_dirs)
-from ..evaluation import psnr
+from ..evaluation import predict, psnr
 from ..models import build_model
 from ..plotting import plot_results, save_figure
 from ..random import default_rng, manual_seed
@@ -210,11 +210,6 @@ def _mse(a: Any, b: Any) -> float:
     return float(np.mean((np.asarray(a, dtype="float64") - b) ** 2))
 
 
-def _denoise(model: nn.Module, noisy: np.ndarray) -> np.ndarray:
-    with nn.eval_mode(model), nn.no_grad():
-        return np.concatenate([model(noisy[i:i + 500]) for i in range(0, len(noisy), 500)])
-
-
 # --- the run -------------------------------------------------------------------------------------
 def train(directory: Path, model: str = "conv", epochs: int | None = None,
           limit_train: int | None = None, limit_test: int = 2000, every: int = 4,
@@ -351,11 +346,11 @@ def _train(directory: Path, model: str, r: Recipe, train_x: np.ndarray, test_x: 
                 if k + 1 == compare and not _agree(diffs, clue, out):
                     return 1
             with yours_on():
-                test_mse = _mse(_denoise(yours, noisy_test), test_x)
+                test_mse = _mse(predict(yours, noisy_test, 500), test_x)
             out(f"epoch {epoch + 1}: train MSE {total / len(train_x):.4f}, test MSE {test_mse:.4f} "
                 f"({psnr(test_mse):.1f} dB; {time.perf_counter() - t_epoch:.0f} s)")
     with yours_on():
-        denoised = _denoise(yours, noisy_test)
+        denoised = predict(yours, noisy_test, 500)
     return _report(model, denoised, train_x, test_x, noisy_test, figure, out, t0)
 
 
