@@ -128,24 +128,20 @@ def compare(name: str, yours: Any, expected: np.ndarray, context: Context | None
     """
     ctx = context or Context()
     expected = np.asarray(expected, dtype="float64")
+    arr, problem, diagnoses = None if yours is None else _as_array(yours), None, []
     if yours is None:
-        return Comparison(name, False, problem="is None: did the function forget a `return`, "
-                          "or return fewer values than it should?", total=expected.size)
-    arr = _as_array(yours)
-    if arr is None:
-        return Comparison(name, False, total=expected.size,
-                          problem=f"is {getattr(yours, 'described', 'a ' + type(yours).__name__)}"
-                                  ", expected an array of shape "
-                                  f"{tuple(expected.shape)}")
-    if arr.dtype.kind not in "fiub":
-        return Comparison(name, False, total=expected.size,
-                          problem=f"has dtype {arr.dtype}, expected floating-point numbers")
+        problem = "is None: did the function forget a `return`, or return fewer values than it should?"
+    elif arr is None:
+        problem = (f"is {getattr(yours, 'described', 'a ' + type(yours).__name__)}, expected an "
+                   f"array of shape {tuple(expected.shape)}")
+    elif arr.dtype.kind not in "fiub":
+        problem = f"has dtype {arr.dtype}, expected floating-point numbers"
+    elif arr.shape != expected.shape:
+        problem = f"has shape {tuple(arr.shape)}, expected {tuple(expected.shape)}"
+        diagnoses = _shape_diagnoses(arr.astype("float64"), expected, ctx)
+    if problem:
+        return Comparison(name, False, total=expected.size, problem=problem, diagnoses=diagnoses)
     arr = arr.astype("float64")
-    if arr.shape != expected.shape:
-        return Comparison(name, False, total=expected.size,
-                          problem=f"has shape {tuple(arr.shape)}, expected "
-                                  f"{tuple(expected.shape)}",
-                          diagnoses=_shape_diagnoses(arr, expected, ctx))
     result = Comparison(name, True, total=expected.size)
     if expected.size == 0:
         return result

@@ -141,8 +141,7 @@ class Exercise:
     def library(self) -> str:
         """Where the ops it replaces live: ``scratchnet/functional/linear.py: linear_backward``."""
         path = Path(inspect.getfile(ops.reference(self.functions[0])))
-        return f"{path.relative_to(Path(ops.__file__).parents[1]).as_posix()}: " \
-               f"{', '.join(self.functions)}"
+        return f"{path.relative_to(Path(ops.__file__).parents[1]).as_posix()}: {', '.join(self.functions)}"
 
     def cases(self) -> Iterator[Case]:
         """Every configuration's cases, from a seed fixed per exercise and configuration."""
@@ -181,14 +180,16 @@ class Exercise:
 
     def run(self, fns: Fns, case: Case) -> tuple[dict[str, Any], list[str]]:
         """The learner's functions on copies of the case's inputs: (outputs by name, the
-        arguments they changed in place)."""
+        arguments they changed in place). Raises StructureError for a wrong kind of result."""
         outputs: dict[str, Any] = {}
         changed: list[str] = []
         for sig in self.signatures:
-            out, moved = invoke(fns[sig.name], tuple(getattr(case.inputs, p) for p in sig.params),
-                                sig.params, sig.outputs, self.check_inplace)
-            outputs.update(self._view(name, value, case.inputs) for name, value in out.items())
-            changed += moved
+            fn, args = fns[sig.name], tuple(getattr(case.inputs, p) for p in sig.params)
+            copies = tuple(_copy(a) for a in args)
+            values = _structure(fn(*copies), sig.outputs, fn)
+            outputs.update(self._view(n, v, case.inputs) for n, v in zip(sig.outputs, values))
+            changed += [n for n, a, c in zip(sig.params, args, copies) if self.check_inplace and
+                        isinstance(a, np.ndarray) and not np.array_equal(a, c, equal_nan=True)]
         return outputs, changed
 
     def gradcheck_module(self, case: Case) -> tuple[nn.Module, tuple[Any, ...]]:
@@ -214,24 +215,6 @@ def _copy(a: Any) -> Any:
     """A copy of an array; of the U-Net's stages, a fresh forward pass."""
     return np.array(a, copy=True) if isinstance(a, np.ndarray) else \
         a.fresh() if isinstance(a, _Stages) else a
-
-
-def invoke(fn: Callable[..., Any], args: tuple[Any, ...], names: tuple[str, ...],
-           outputs: tuple[str, ...], check_inplace: bool = True
-           ) -> tuple[dict[str, Any], list[str]]:
-    """Call ``fn(*args)`` on copies of the array arguments.
-
-    Returns:
-        ({output name: value}, [the names of arguments it changed in place]).
-
-    Raises:
-        StructureError: several outputs expected and not returned as a tuple of that length.
-    """
-    copies = tuple(_copy(a) for a in args)
-    value = fn(*copies)
-    changed = [n for n, a, c in zip(names, args, copies) if check_inplace and
-               isinstance(a, np.ndarray) and not np.array_equal(a, c, equal_nan=True)]
-    return dict(zip(outputs, _structure(value, outputs, fn))), changed
 
 
 def _structure(value: Any, outputs: tuple[str, ...], fn: Callable[..., Any]) -> tuple[Any, ...]:
