@@ -37,7 +37,7 @@ from .exercises import EXERCISES, Exercise, learner_overrides
 from .grader import LearnerCodeError, describe_exception, grade, learner_code, load_functions
 from .learner import LearnerEnded, run_apart
 
-__all__ = ["train", "train_apart", "Recipe", "RECIPES", "exercises_for", "COMPARE", "LOSS_TOLERANCE"]
+__all__ = ["train", "train_apart", "Recipe", "RECIPES", "exercises_for", "COMPARE"]
 
 
 @dataclass(frozen=True)

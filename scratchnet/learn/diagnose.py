@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Context", "Comparison", "compare", "diagnose", "RTOL", "ATOL", "RATIO_RTOL",
-           "NO_PATTERN"]
+__all__ = ["Context", "Comparison", "compare", "diagnose", "NO_PATTERN"]
 
 NO_PATTERN = ("no pattern recognised; compare your code with the Math section of the docstring, "
               "one term at a time")

@@ -27,9 +27,8 @@ from .exercises import (EXERCISES, HINT_LEVELS, Case, Exercise, StructureError,
 from .learner import (TIMEOUT, LearnerCodeError, LearnerEnded, LearnerProcess, LearnerRaised,
                       describe_exception, learner_code, load_functions, quiet)
 
-__all__ = ["ExerciseResult", "GradcheckOutcome", "grade", "grade_exercise", "load_functions",
-           "learner_code", "LearnerCodeError", "format_result", "format_summary",
-           "describe_exception"]
+__all__ = ["ExerciseResult", "grade", "grade_exercise", "format_result", "format_summary",
+           "load_functions", "learner_code", "LearnerCodeError", "describe_exception"]
 
 PASS, FAIL, NOT_WRITTEN = "pass", "FAIL", "not written yet"
 
