@@ -312,18 +312,16 @@ def _ratio_name(c: float, ctx: Context) -> str | None:
                 for i, (n1, v1, m1) in enumerate(sizes) for n2, v2, m2 in sizes[i + 1:]
                 if all(not _near(v1 * v2, v) for _, v, _ in sizes)]
     named = _named(a, sizes) or _named(a, products)
+    also = "".join("; or " + n for n in named)
     if _near(a, 2):
-        head = (f"{sign}yours is exactly twice the right answer: each contribution was added "
-                "twice (accumulated twice), or a factor 2 is extra")
-        return head + ("; or " + "; or ".join(named) if named else "")
+        return (f"{sign}yours is exactly twice the right answer: each contribution was added twice "
+                f"(accumulated twice), or a factor 2 is extra{also}")
     if _near(a, 0.5) and (ctx.square or not named):
-        head = (f"{sign}yours is exactly half the right answer: a factor 2 is missing "
+        return (f"{sign}yours is exactly half the right answer: a factor 2 is missing "
                 + ("(the derivative of a square brings one)" if ctx.square else
-                   "(or there is a division by 2 too many)"))
-        return head + ("; or " + "; or ".join(named) if named else "")
+                   "(or there is a division by 2 too many)") + also)
     if named:
-        return f"{sign}yours is {a:.6g} times the right answer everywhere, and " + \
-            "; or ".join(named)
+        return f"{sign}yours is {a:.6g} times the right answer everywhere, and " + "; or ".join(named)
     return None
 
 
