@@ -220,8 +220,7 @@ def _report(exercise: Exercise, outcomes: list[_CaseOutcome], raised: list[Case]
     if not outcomes:
         return []
     lines: list[str] = []
-    names = list(outcomes[0].case.expected)
-    for name in names:
+    for name in outcomes[0].case.expected:
         rows = [(o.case, c) for o in outcomes for c in o.comparisons if c.name == name]
         failing = [(case, c) for case, c in rows if not c.passed]
         if not failing:

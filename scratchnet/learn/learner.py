@@ -17,6 +17,7 @@ lines say what happened; the child ignores Ctrl-C, which is the grader's to hand
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import inspect
 import io
@@ -121,13 +122,10 @@ def describe_exception(exc: BaseException, directory: Path) -> list[str]:
     return [head, _at(f"{f.filename}, line {f.lineno}, in {f.name}", f.line)]
 
 
-_LIBRARY: dict[str, tuple[Any, Any]] = {}   # op name -> (op, its body), before any learner code
-
-
+@functools.cache
 def _library() -> dict[str, tuple[Any, Any]]:
-    if not _LIBRARY:
-        _LIBRARY.update({name: (op, ops.reference(name)) for name, op in ops.OPS.items()})
-    return _LIBRARY
+    """Op name -> (the op, its body), taken before any learner code runs."""
+    return {name: (op, ops.reference(name)) for name, op in ops.OPS.items()}
 
 
 def library_own(fn: Any) -> str | None:
