@@ -82,8 +82,7 @@ def _new(directory: Path) -> int:
             print(f"error: cannot write {path} ({exc.strerror or exc}); the files written "
                   "before it are kept", file=sys.stderr)
             return 1
-    print(f"wrote {len(stubs)} exercise stubs into {directory}: "
-          + ", ".join(stubs))
+    print(f"wrote {len(stubs)} exercise stubs into {directory}: {', '.join(stubs)}")
     print(f"write a function, then grade it:  {PROG} check {directory} NAME  "
           f"(all of them: {PROG} check {directory}; the list: {PROG} list)")
     return 0

@@ -22,8 +22,7 @@ from typing import Any, Callable, Iterable
 
 from ..gradcheck import GradcheckError, GradcheckReport, gradcheck
 from .diagnose import NO_PATTERN, Comparison, compare, format_index
-from .exercises import (EXERCISES, HINT_LEVELS, Case, Exercise, StructureError,
-                        learner_overrides)
+from .exercises import EXERCISES, HINT_LEVELS, Case, Exercise, StructureError, learner_overrides
 from .learner import (TIMEOUT, LearnerCodeError, LearnerEnded, LearnerProcess, LearnerRaised,
                       describe_exception, learner_code, load_functions, quiet)
 
