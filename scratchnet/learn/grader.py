@@ -85,9 +85,11 @@ def grade_exercise(exercise: Exercise, directory: Path, timeout: float = TIMEOUT
     """Grade one exercise of the learner's folder ``directory``, its code in a child process
     that may take ``timeout`` seconds in all. An exercise whose file imports another one's
     (``from col2im import col2im``) fails while that one fails; ``graded`` keeps the results
-    of those graded already."""
+    of those graded already, and one found there is returned as it is."""
     t0 = time.perf_counter()
     graded = {} if graded is None else graded
+    if exercise.name in graded:
+        return graded[exercise.name]
     result = graded[exercise.name] = ExerciseResult(exercise, Path(directory) / exercise.file)
     before = set(graded)                                  # the dependencies' time is their own
     outcomes: list[_CaseOutcome] = []
@@ -134,7 +136,7 @@ def _dependency_lines(exercise: Exercise, imports: list[str], directory: Path, t
     lines = []
     for name in imports:
         if name in EXERCISES and name != exercise.name:
-            dep = graded.get(name) or grade_exercise(EXERCISES[name], directory, timeout, graded)
+            dep = grade_exercise(EXERCISES[name], directory, timeout, graded)
             if dep.status == FAIL:
                 why = next((line.strip() for line in dep.lines if line.strip()), "")
                 lines += _indent([f"{exercise.name} uses your {name}, which fails: {why}; check "
@@ -188,8 +190,7 @@ def grade(directory: Path, names: Iterable[str] | None = None, timeout: float = 
           ) -> list[ExerciseResult]:
     """Grade the named exercises (all when ``names`` is None) of the folder ``directory``."""
     chosen, graded = list(names) if names else list(EXERCISES), {}
-    return [graded.get(n) or grade_exercise(EXERCISES[n], Path(directory), timeout, graded)
-            for n in chosen]
+    return [grade_exercise(EXERCISES[n], Path(directory), timeout, graded) for n in chosen]
 
 
 # --- the report ----------------------------------------------------------------------------
