@@ -48,9 +48,7 @@ class _Loss(Module):
         if input.dtype != target.dtype:
             raise TypeError(f"{name}: input dtype {input.dtype} and target dtype {target.dtype} "
                             "differ; cast one of them")
-        if get_array_module(target) is not get_array_module(input):
-            raise TypeError(f"{name}: input is on {backend_name(input)}, target on "
-                            f"{backend_name(target)}; move one of them")
+        self._check_backends(input, target)
         for key, w in weights.items():
             if w is None:
                 continue
@@ -58,6 +56,11 @@ class _Loss(Module):
                 raise TypeError(f"{name}: {key} is a {w.dtype} {backend_name(w)} array, the input "
                                 f"a {input.dtype} {backend_name(input)} one; cast or move {key} "
                                 "(loss.to(...) moves and casts it)")
+
+    def _check_backends(self, input: Array, target: Array) -> None:
+        if get_array_module(target) is not get_array_module(input):
+            raise TypeError(f"{type(self).__name__}: input is on {backend_name(input)}, target on "
+                            f"{backend_name(target)}; move one of them")
 
     def _keep(self, grad_output: Array | float) -> Any:
         if self.reduction == "none" and not hasattr(grad_output, "shape"):
@@ -214,9 +217,7 @@ class CrossEntropyLoss(_Loss):
         if input.dtype.kind != "f" or target.dtype.kind not in "iu":
             raise TypeError(f"CrossEntropyLoss: expected floating-point logits and integer class "
                             f"indices, got {input.dtype} and {target.dtype}")
-        if get_array_module(target) is not get_array_module(input):
-            raise TypeError(f"CrossEntropyLoss: input is on {backend_name(input)}, target on "
-                            f"{backend_name(target)}; move one of them")
+        self._check_backends(input, target)
         if target.size and not (0 <= int(target.min()) and int(target.max()) < shape[1]):
             raise ValueError(f"CrossEntropyLoss: class indices must lie in [0, {shape[1]}), got "
                              f"[{int(target.min())}, {int(target.max())}]")
