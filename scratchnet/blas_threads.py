@@ -51,9 +51,10 @@ def fixed_blas_threads() -> int | None:
     return None
 
 
-def _blas_setter() -> tuple[Callable[[int], None], int] | None:
-    """(set the thread count of every loaded BLAS, the count it has now), or None without
-    threadpoolctl or a BLAS it knows."""
+def _blas_setter() -> tuple[Callable[[int], None], Callable[[], None]] | None:
+    """(set the thread count of every loaded BLAS, give each loaded BLAS back the count it has
+    now), or None without threadpoolctl or a BLAS it knows. Two BLAS libraries in one process
+    (NumPy's and another package's) may have different counts: each gets its own back."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
@@ -62,10 +63,16 @@ def _blas_setter() -> tuple[Callable[[int], None], int] | None:
     if not libs:
         return None
 
+    original = [lib.num_threads for lib in libs]
+
     def set_threads(n: int) -> None:
         for lib in libs:
             lib.set_num_threads(n)
-    return set_threads, libs[0].num_threads
+
+    def restore() -> None:
+        for lib, n in zip(libs, original):
+            lib.set_num_threads(n)
+    return set_threads, restore
 
 
 class BlasThreadTuner:
@@ -92,7 +99,7 @@ class BlasThreadTuner:
                  initial: tuple[int, int] | None = None,
                  set_threads: Callable[[int], None] | None = None,
                  clock: Callable[[], float] = time.perf_counter):
-        self._restore: int | None = None
+        self._restore: Callable[[], None] | None = None
         if set_threads is None:
             found = _blas_setter()
             set_threads, self._restore = found if found else (None, None)
@@ -173,4 +180,5 @@ class BlasThreadTuner:
     def close(self) -> None:
         """Give BLAS back the count it had."""
         if self._restore is not None:
-            self._apply(self._restore)
+            self._restore()
+            self._current = None

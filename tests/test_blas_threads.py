@@ -115,15 +115,27 @@ def test_a_count_fixed_by_the_environment_is_kept_untimed(monkeypatch):
 
 
 def test_the_real_blas_gets_its_count_back():
-    from threadpoolctl import threadpool_info
-    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-    a = np.random.default_rng(0).random((200, 200), dtype=np.float32)
-    tuner = BlasThreadTuner((1, 2))
-    for _ in range(6):
-        with tuner:
-            a @ a
-    tuner.close()
-    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+    """Each loaded BLAS gets its own count back, where two (NumPy's and another package's) hold
+    different ones: here they are made to, 1 and 2 in turn (SciPy, which scikit-image needs,
+    loads a BLAS of its own)."""
+    import scipy.linalg  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+    libs = ThreadpoolController().select(user_api="blas").lib_controllers
+    original = [lib.num_threads for lib in libs]
+    try:
+        for i, lib in enumerate(libs):
+            lib.set_num_threads(1 + i % 2)
+        before = [lib.num_threads for lib in libs]
+        a = np.random.default_rng(0).random((200, 200), dtype=np.float32)
+        tuner = BlasThreadTuner((1, 2))
+        for _ in range(6):
+            with tuner:
+                a @ a
+        tuner.close()
+        assert [lib.num_threads for lib in libs] == before
+    finally:
+        for lib, n in zip(libs, original):
+            lib.set_num_threads(n)
 
 
 # --- inside a training run ---------------------------------------------------------------------
