@@ -21,15 +21,6 @@ import pytest
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-# Under pytest-xdist (`-n auto`) every worker is one process per core: BLAS at one thread each,
-# for the worker and the programs its tests start. Two OpenBLAS threads per worker would put
-# twice as many spinning threads as cores on the machine, and its threads then wait for each
-# other (benchmarks/README.md, "DnCNN on photographs"). Set before NumPy is imported; a count
-# the user set stays.
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(_name, "1")
-
 FAKE_CUPY = os.environ.get("SCRATCHNET_FAKE_CUPY") == "1"
 if FAKE_CUPY:
     _stand_in = str(Path(__file__).parent / "fake_cupy")
