@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patches-per-image", type=positive_int, default=None,
                    help="photos: an epoch draws this many patches per training image "
                         f"[default: {PRESETS['photo-cpu']['patches_per_image']}]")
+    p.add_argument("--patch-scales", type=positive_float, nargs="+", default=None,
+                   metavar="SCALE",
+                   help="photos: also cut patches from the training images resized by these "
+                        "factors (bicubic; the DnCNN authors' code: 1 0.9 0.8 0.7) "
+                        f"[default: {' '.join(f'{x:g}' for x in d.patch_scales)}]")
     p.add_argument("--seed", type=non_negative_int, default=d.seed,
                    help="seed for weights, shuffling and training noise")
     p.add_argument("--data-dir", default=None,
@@ -147,7 +152,7 @@ def _show(value: object) -> str:
 RESUME_OPTIONS = {"resume", "epochs", "backend", "data_dir", "no_download", "out", "no_progress"}
 CONFIG_OPTIONS = {"dataset", "model", "width", "depth", "backend", "dtype", "epochs", "batch_size",
                   "lr", "lr_schedule", "weight_decay", "seed", "data_dir", "limit_train",
-                  "limit_test", "patch_size", "patches_per_image", "test_sigmas"}
+                  "limit_test", "patch_size", "patches_per_image", "patch_scales", "test_sigmas"}
 
 
 def explicit_options(argv: list[str] | None) -> set[str]:
@@ -203,7 +208,8 @@ def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser,
         if args.sigma is not None or args.sigma_range is not None:
             values["noise"] = NoiseSpec.from_sigma(args.sigma, args.sigma_range)
     else:
-        wrong = sorted((PHOTO_NOISE_OPTIONS | {"test_sigmas", "patch_size", "patches_per_image"})
+        wrong = sorted((PHOTO_NOISE_OPTIONS | {"test_sigmas", "patch_size", "patches_per_image",
+                                               "patch_scales"})
                        & explicit)
         if wrong:
             parser.error(f"argument --{wrong[0].replace('_', '-')}: only for photographs "
@@ -227,6 +233,9 @@ def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser,
         parser.error(f"argument --depth: only --model dncnn has a depth, not --model {config.model}")
     if config.depth is not None and config.depth < 2:
         parser.error(f"argument --depth: DnCNN needs at least 2 convolutions, got {config.depth}")
+    if len(set(config.patch_scales)) != len(config.patch_scales):
+        parser.error("argument --patch-scales: the factors must differ from each other, got "
+                     + " ".join(f"{x:g}" for x in config.patch_scales))
     return config
 
 

@@ -37,7 +37,7 @@ from .backend import (BACKEND_NAMES, default_rng, get_backend, manual_seed, reta
                       synchronize, to_numpy)
 from .blas_threads import BlasThreadTuner
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .data import (DATASETS, BatchLoader, NoiseSpec, PatchLoader, find_dataset_dir,
+from .data import (DATASETS, BatchLoader, DatasetError, NoiseSpec, PatchLoader, find_dataset_dir,
                    find_natural_dir, images_to_array, load_dataset, load_natural)
 from .evaluation import denoise_photos, mean_ssim, predict, psnr, score_model, score_photos
 from .fileio import WriteError, atomic_write_csv, atomic_write_json
@@ -68,14 +68,16 @@ PRESETS = {
                       patch_size=40, patches_per_image=80, lr=1e-3, lr_schedule="cosine",
                       weight_decay=0.0, epochs=4, noise=NoiseSpec.from_sigma(25)),
     # the paper's DnCNN-S (one model per sigma) for a GPU: depth 17, width 64, batch 128 of
-    # 40x40 patches, 128 x 1,600 patches per epoch, 50 epochs (Adam 1e-3, cosine)
+    # 40x40 patches, 128 x 1,600 patches per epoch, 50 epochs (Adam 1e-3, cosine); patches
+    # also from the images at 0.9, 0.8 and 0.7 of their size, as the authors' code cuts them
     "dncnn-s": dict(dataset="train400", model="dncnn", depth=17, width=64, batch_size=128,
                     patch_size=40, patches_per_image=512, lr=1e-3, lr_schedule="cosine",
-                    weight_decay=0.0, epochs=50),
+                    weight_decay=0.0, epochs=50, patch_scales=[1, 0.9, 0.8, 0.7]),
     # the paper's DnCNN-B (blind, sigma in [0, 55]) for a GPU: 50x50 patches, 128 x 3,000 per epoch
     "dncnn-b": dict(dataset="train400", model="dncnn", depth=17, width=64, batch_size=128,
                     patch_size=50, patches_per_image=960, lr=1e-3, lr_schedule="cosine",
-                    weight_decay=0.0, epochs=50, noise=NoiseSpec.from_sigma(sigma_range=(0, 55))),
+                    weight_decay=0.0, epochs=50, noise=NoiseSpec.from_sigma(sigma_range=(0, 55)),
+                    patch_scales=[1, 0.9, 0.8, 0.7]),
 }
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -97,6 +99,8 @@ class Config:
     noise: NoiseSpec = dataclasses.field(default_factory=NoiseSpec)
     patch_size: int = 40              # photos: the side of a training patch
     patches_per_image: int = 128      # photos: an epoch draws this many patches per image
+    patch_scales: list[float] = dataclasses.field(default_factory=lambda: [1.0])
+                                      # photos: the images are resized by these factors too
     test_sigmas: list[float] | None = None   # photos: the sigmas (0-255) Set12 and BSD68 are
                                       # scored at (None: the run's sigma; blind: 15, 25, 50)
     seed: int = 0
@@ -139,8 +143,9 @@ class Config:
         except (TypeError, KeyError) as exc:
             raise ValueError(f"the run configuration's noise {saved.get('noise')!r} is not a "
                              f"noise specification ({exc})") from None
-        if isinstance(values.get("test_sigmas"), tuple):
-            values["test_sigmas"] = list(values["test_sigmas"])
+        for key in ("test_sigmas", "patch_scales"):
+            if isinstance(values.get(key), tuple):
+                values[key] = list(values[key])
         config = cls(**values)
         config.validate()
         return config
@@ -179,6 +184,10 @@ class Config:
         if self.test_sigmas is not None and (not isinstance(self.test_sigmas, list) or not all(
                 is_finite_number(s) and s >= 0 for s in self.test_sigmas)):
             fail("test_sigmas", "a list of finite sigmas >= 0 or null")
+        if (not isinstance(self.patch_scales, list) or not self.patch_scales or not all(
+                is_finite_number(s) and 0 < s for s in self.patch_scales)
+                or len(set(self.patch_scales)) != len(self.patch_scales)):
+            fail("patch_scales", "a list of different factors > 0")
         if not isinstance(self.download, bool):
             fail("download", "true or false")
         if self.data_dir is not None and not isinstance(self.data_dir, str):
@@ -437,9 +446,12 @@ class _Run:
             self.last_checkpoint = (Path(resume), self.state.epoch)
             log(f"resumed from {resume}: {_position(self.state.epoch, self.state.batch)}")
         if config.photos:
-            self.loader: BatchLoader | PatchLoader = PatchLoader(
-                data.train_x, config.patch_size, config.batch_size, config.patches_per_image,
-                seed=config.seed)
+            try:
+                self.loader: BatchLoader | PatchLoader = PatchLoader(
+                    data.train_x, config.patch_size, config.batch_size, config.patches_per_image,
+                    seed=config.seed, scales=config.patch_scales)
+            except ValueError as exc:        # patches that do not fit these images
+                raise DatasetError(f"{config.dataset}: {exc}") from None
         else:
             self.loader = BatchLoader(data.train_x, config.batch_size, shuffle=True, seed=config.seed)
         self.scheduler = None
@@ -586,7 +598,7 @@ class _Run:
         cfg, d = self.config, self.data
         if cfg.photos:
             patches = to_numpy(self.loader.batch(0, 0))[:32, 0]
-            image, _, _, mode = (v[:32] for v in self.loader.indices(0, 0))
+            image, _, _, mode, _ = (v[:32] for v in self.loader.indices(0, 0))
             self.figures.draw("plot_crops", (
                 [[(f"#{i + 1} t{m}", p) for i, m, p in
                   zip(image[r:r + 8], mode[r:r + 8], patches[r:r + 8])]

@@ -27,7 +27,8 @@ def test_every_patch_is_a_crop_under_one_of_the_8_symmetries(xp):
     loader = PatchLoader(xp.asarray(images), patch_size=6, batch_size=50, patches_per_image=40, seed=3)
     batch = to_numpy(loader.batch(2, 1))
     assert batch.shape == (50, 1, 6, 6) and batch.dtype == np.float32
-    for patch, (i, top, left, mode) in zip(batch[:, 0], zip(*loader.indices(2, 1))):
+    for patch, (i, top, left, mode, scale) in zip(batch[:, 0], zip(*loader.indices(2, 1))):
+        assert scale == 0
         np.testing.assert_array_equal(patch, _reference_patch(images, i, top, left, mode, 6))
 
 
@@ -59,9 +60,54 @@ def test_cupy_draws_the_same_patches_as_numpy(xp):
 
 def test_patches_reach_every_corner_and_transform():
     loader = PatchLoader(_images(2, 8, 9), 4, 4000, 1, seed=0)
-    image, top, left, mode = loader.indices(0, 0)
+    image, top, left, mode, _ = loader.indices(0, 0)
     assert set(image) == {0, 1} and set(mode) == set(range(8))
     assert set(top) == set(range(5)) and set(left) == set(range(6))
+
+
+def test_without_scales_the_draws_are_the_streams_own():
+    """The default draws no scale: a run's patches are those of a loader before scales."""
+    loader = PatchLoader(_images(3, 20, 17), 6, 10, 4, seed=4)
+    r = default_rng((4, 2, 3, 1), "numpy")
+    want = (r.integers(0, 3, 10), r.integers(0, 15, 10), r.integers(0, 12, 10), r.integers(0, 8, 10))
+    for got, expected in zip(loader.indices(2, 3), want):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_scaled_patches_are_crops_of_the_resized_images(xp):
+    from PIL import Image
+    images = _images(3, 30, 26)
+    loader = PatchLoader(xp.asarray(images), 8, 64, 4, seed=2, scales=(1, 0.8, 0.5))
+    assert loader.sizes.tolist() == [[30, 26], [24, 21], [15, 13]]
+    resized = {k: np.stack([np.clip(np.asarray(Image.fromarray(x, mode="F").resize((w, h), Image.BICUBIC)), 0, 1)
+                            for x in images]) for k, (h, w) in enumerate(loader.sizes) if k}
+    resized[0] = images
+    batch = to_numpy(loader.batch(1, 3))
+    seen = set()
+    for patch, (i, top, left, mode, k) in zip(batch[:, 0], zip(*loader.indices(1, 3))):
+        h, w = loader.sizes[k]
+        assert top <= h - 8 and left <= w - 8
+        np.testing.assert_array_equal(patch, _reference_patch(resized[k], i, top, left, mode, 8))
+        seen.add(int(k))
+    assert seen == {0, 1, 2}
+
+
+def test_each_scale_is_drawn_as_often_as_it_has_patch_positions():
+    loader = PatchLoader(_images(2, 40, 40), 10, 20000, 1, seed=0, scales=(1, 0.5))
+    positions = np.array([31 * 31, 11 * 11])
+    share = np.bincount(loader.indices(0, 0)[4], minlength=2) / 20000
+    np.testing.assert_allclose(share, positions / positions.sum(), atol=0.01)
+
+
+@pytest.mark.parametrize("scales,message", [
+    ((0.2,), "scale 0.2 makes the 20x17 images 4x3, smaller than the 4x4 patches"),
+    ((1, 0), "scales must be one or more positive factors"),
+    ((), "scales must be one or more positive factors"),
+    ((1, 1.0), "scales must differ from each other"),
+    ("ab", "scales must be a sequence of numbers")])
+def test_bad_scales(scales, message):
+    with pytest.raises(ValueError, match=message):
+        PatchLoader(_images(), 4, 2, 1, scales=scales)
 
 
 @pytest.mark.parametrize("kwargs,message", [

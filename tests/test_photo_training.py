@@ -59,7 +59,8 @@ def test_resume_is_bit_identical_to_a_straight_run(real_photos, tmp_path, monkey
     losses and scores as a run that never stopped (cosine schedule, blind noise)."""
     monkeypatch.setenv("SCRATCHNET_BLAS_THREADS", "1")       # the count changes the last bits
     cfg = Config(**TINY, epochs=3, lr_schedule="cosine", data_dir=str(real_photos),
-                 noise=NoiseSpec.from_sigma(sigma_range=(0, 55)), test_sigmas=[25])
+                 noise=NoiseSpec.from_sigma(sigma_range=(0, 55)), test_sigmas=[25],
+                 patch_scales=[1.0, 0.8])
     train(cfg, tmp_path / "straight", progress=False, log=_quiet)
     real = sigint_at_batch(monkeypatch, 4 + 2)     # epoch 2 (4 batches each), batch 2
     with pytest.raises(TrainingInterrupted, match="interrupted in epoch 2 after batch 2"):
@@ -78,6 +79,7 @@ def test_resume_is_bit_identical_to_a_straight_run(real_photos, tmp_path, monkey
         assert [(v["psnr"], v["ssim"]) for v in h["val"].values()] == \
             [(v["psnr"], v["ssim"]) for v in g["val"].values()]
     assert a["test"]["sigmas"]["25"]["psnr_per_image"] == b["test"]["sigmas"]["25"]["psnr_per_image"]
+    assert b["config"]["patch_scales"] == [1.0, 0.8]          # the resumed run kept its scales
 
 
 @pytest.mark.realdata
@@ -119,6 +121,8 @@ def test_presets():
         p = PRESETS[name]
         assert (p["depth"], p["width"], p["batch_size"]) == (17, 64, 128)
     assert PRESETS["dncnn-b"]["noise"].factor_range == (0, 55 / 255)
+    assert PRESETS["dncnn-s"]["patch_scales"] == PRESETS["dncnn-b"]["patch_scales"] == [1, 0.9, 0.8, 0.7]
+    assert "patch_scales" not in cpu                            # its measured runs had none
 
 
 def _cli(*args):
@@ -136,12 +140,28 @@ def _cli(*args):
     (["--dataset", "train400", "--sigma", "256"], "expected a sigma in [0, 255]"),
     (["--dataset", "train400", "--depth", "1"], "DnCNN needs at least 2 convolutions"),
     (["--model", "unet", "--depth", "3"], "only --model dncnn has a depth"),
+    (["--patch-scales", "0.9"], "argument --patch-scales: only for photographs"),
+    (["--dataset", "train400", "--patch-scales", "1", "0.8", "1"], "the factors must differ"),
+    (["--dataset", "train400", "--patch-scales", "0"], "expected a finite number > 0"),
 ])
 def test_bad_arguments_get_one_line_errors(args, message, tmp_path):
     r = subprocess.run([sys.executable, str(SCRIPT), *args, "--out", str(tmp_path / "o")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert message in r.stderr and not (tmp_path / "o").exists()
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("args,message", [
+    (["--patch-size", "200"], "error: train400: patch_size 200 is larger than the images (180x180)"),
+    (["--patch-scales", "1", "0.2"],
+     "error: train400: scale 0.2 makes the 180x180 images 36x36, smaller than the 40x40 patches")])
+def test_patches_that_do_not_fit_the_images_get_one_line(real_photos, args, message, tmp_path):
+    r = subprocess.run([sys.executable, str(SCRIPT), "--dataset", "train400", "--limit-train", "2",
+                        "--data-dir", str(real_photos), *args, "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stderr.strip() == message, r.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_train400_defaults_to_the_cpu_preset_and_sigma_25():
