@@ -129,8 +129,8 @@ class PatchLoader:
         rr = numpy.where(bit[1], P - 1 - rr, rr)                 # flip top-bottom
         cc = numpy.where(bit[2], P - 1 - cc, cc)                 # flip left-right
         rr, cc = numpy.where(bit[0], cc, rr), numpy.where(bit[0], rr, cc)    # transpose
-        flat = (self._start[scale][:, None, None] + (image[:, None, None] * H + top[:, None, None] + rr) * W
-                + left[:, None, None] + cc)
+        image, top, left, start = (v[:, None, None] for v in (image, top, left, self._start[scale]))
+        flat = start + (image * H + top + rr) * W + left + cc
         return self._flat[xp.asarray(flat)][:, None]
 
     def __iter__(self) -> Iterator[Array]:
