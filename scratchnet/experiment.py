@@ -770,7 +770,10 @@ def _describe_data(run: _Run) -> str:
         noisy = ", ".join(f"sigma {s:g}: {v['psnr']:.2f} dB" for s, v in data.val.noisy_scores.items())
         return (f"data: {config.dataset} from {data.folder}, {len(data.train_x)} training images "
                 f"({data.train_x.shape[1]}x{data.train_x.shape[2]}), {len(run.loader)} batches of "
-                f"{config.batch_size} random {P}x{P} patches per epoch; validation "
+                f"{config.batch_size} random {P}x{P} patches per epoch"
+                + ("" if config.patch_scales == [1.0] else
+                   " (image scales " + ", ".join(f"{x:g}" for x in config.patch_scales) + ")")
+                + f"; validation "
                 f"{data.val.name} ({len(data.val.clean)} images), test "
                 f"{PHOTO_DATASETS[config.dataset][1]} at the end; noise "
                 f"{config.noise.describe('sigma')}; noisy-input {data.val.name} PSNR {noisy}")
