@@ -171,3 +171,13 @@ def test_spec_from_configs_old_and_new():
 def test_bad_specs(kwargs, message):
     with pytest.raises(ValueError, match=message):
         NoiseSpec(**kwargs)
+
+
+def test_scaled_patches_keep_the_images_dtype():
+    images = np.random.default_rng(1).random((2, 20, 20))            # float64
+    loader = PatchLoader(images, 5, 64, 1, seed=0, scales=(1, 0.5))
+    batch = loader.batch(0, 0)
+    assert batch.dtype == np.float64
+    for patch, (i, top, left, mode, k) in zip(batch[:, 0], zip(*loader.indices(0, 0))):
+        if k == 0:                                                  # the images themselves
+            np.testing.assert_array_equal(patch, _reference_patch(images, i, top, left, mode, 5))

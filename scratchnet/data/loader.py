@@ -167,14 +167,14 @@ def _stack_scales(images: Array, scales: tuple[float, ...], sizes: numpy.ndarray
     xp = get_array_module(images)
     if scales == (1.0,):
         return images.reshape(-1), numpy.zeros(1, dtype=numpy.int64)
-    host = numpy.asarray(to_numpy(images), dtype=numpy.float32)
+    host = numpy.asarray(to_numpy(images), dtype=numpy.float32)      # Pillow resizes float32
     parts = []
     for s, (h, w) in zip(scales, sizes):
         if s == 1:
-            parts.append(host.reshape(-1))
+            parts.append(images.reshape(-1))
             continue
-        resized = [numpy.asarray(Image.fromarray(x, mode="F").resize((int(w), int(h)), Image.BICUBIC))
-                   for x in host]
-        parts.append(numpy.clip(numpy.stack(resized), 0, 1).reshape(-1))
+        resized = numpy.stack([numpy.asarray(Image.fromarray(x, mode="F").resize(
+            (int(w), int(h)), Image.BICUBIC)) for x in host])
+        parts.append(xp.asarray(numpy.clip(resized, 0, 1).reshape(-1)).astype(images.dtype))
     start = numpy.cumsum([0] + [p.size for p in parts[:-1]]).astype(numpy.int64)
-    return xp.asarray(numpy.concatenate(parts)).astype(images.dtype, copy=False), start
+    return xp.concatenate(parts), start
