@@ -99,6 +99,16 @@ def test_each_scale_is_drawn_as_often_as_it_has_patch_positions():
     np.testing.assert_allclose(share, positions / positions.sum(), atol=0.01)
 
 
+def test_scaled_patches_keep_the_images_dtype():
+    images = np.random.default_rng(1).random((2, 20, 20))            # float64
+    loader = PatchLoader(images, 5, 64, 1, seed=0, scales=(1, 0.5))
+    batch = loader.batch(0, 0)
+    assert batch.dtype == np.float64
+    for patch, (i, top, left, mode, k) in zip(batch[:, 0], zip(*loader.indices(0, 0))):
+        if k == 0:                                                  # the images themselves
+            np.testing.assert_array_equal(patch, _reference_patch(images, i, top, left, mode, 5))
+
+
 @pytest.mark.parametrize("scales,message", [
     ((0.2,), "scale 0.2 makes the 20x17 images 4x3, smaller than the 4x4 patches"),
     ((1, 0), "scales must be one or more positive factors"),
@@ -172,12 +182,3 @@ def test_bad_specs(kwargs, message):
     with pytest.raises(ValueError, match=message):
         NoiseSpec(**kwargs)
 
-
-def test_scaled_patches_keep_the_images_dtype():
-    images = np.random.default_rng(1).random((2, 20, 20))            # float64
-    loader = PatchLoader(images, 5, 64, 1, seed=0, scales=(1, 0.5))
-    batch = loader.batch(0, 0)
-    assert batch.dtype == np.float64
-    for patch, (i, top, left, mode, k) in zip(batch[:, 0], zip(*loader.indices(0, 0))):
-        if k == 0:                                                  # the images themselves
-            np.testing.assert_array_equal(patch, _reference_patch(images, i, top, left, mode, 5))
