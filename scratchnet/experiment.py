@@ -598,13 +598,15 @@ class _Run:
         cfg, d = self.config, self.data
         if cfg.photos:
             patches = to_numpy(self.loader.batch(0, 0))[:32, 0]
-            image, _, _, mode, _ = (v[:32] for v in self.loader.indices(0, 0))
+            image, _, _, mode, k = (v[:32] for v in self.loader.indices(0, 0))
+            scaled = len(cfg.patch_scales) > 1
+            label = [f"#{i + 1} t{m}" + (f"\nx{cfg.patch_scales[s]:g}" if scaled else "")
+                     for i, m, s in zip(image, mode, k)]
             self.figures.draw("plot_crops", (
-                [[(f"#{i + 1} t{m}", p) for i, m, p in
-                  zip(image[r:r + 8], mode[r:r + 8], patches[r:r + 8])]
-                 for r in range(0, len(patches), 8)],
+                [list(zip(label[r:r + 8], patches[r:r + 8])) for r in range(0, len(patches), 8)],
                 f"{cfg.dataset}: the first batch's {cfg.patch_size}x{cfg.patch_size} patches\n"
-                "(training image #, transform 0-7)"), self.out / "samples.png")
+                "(training image #, transform 0-7" + (", image scale)" if scaled else ")")),
+                self.out / "samples.png")
             clean = d.val.clean[0]
             crop = _crop(clean)
             levels = [0, 15, 25, 50]

@@ -198,7 +198,9 @@ def plot_crops(rows: Sequence[Sequence[tuple[str, numpy.ndarray]]], title: str,
             img = numpy.clip(numpy.asarray(img, dtype=float), 0, 1)
             axes[r][c].imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1,
                               interpolation="nearest")
-            axes[r][c].set_title(textwrap.fill(name, max(12, img.shape[1] // 6)), fontsize=7)
+            width = max(12, img.shape[1] // 6)            # wrapped, and broken where "\n" says
+            axes[r][c].set_title("\n".join(textwrap.fill(line, width) for line in name.split("\n")),
+                                 fontsize=7)
     fig.suptitle(textwrap.fill(title, max(40, n_cols * w // 6)), fontsize=8)
     return fig
 

@@ -109,6 +109,14 @@ def test_scaled_patches_keep_the_images_dtype():
             np.testing.assert_array_equal(patch, _reference_patch(images, i, top, left, mode, 5))
 
 
+def test_crop_titles_keep_their_line_breaks():
+    """A multi-scale run's samples.png puts each patch's scale on a second title line."""
+    from scratchnet import plotting
+    fig = plotting.plot_crops([[("#1 t5\nx0.8", np.zeros((40, 40)))]], "t")
+    title = fig.axes[0].get_title()
+    fig.clf()
+    assert title == "#1 t5\nx0.8"
+
 @pytest.mark.parametrize("scales,message", [
     ((0.2,), "scale 0.2 makes the 20x17 images 4x3, smaller than the 4x4 patches"),
     ((1, 0), "scales must be one or more positive factors"),
