@@ -599,7 +599,7 @@ class _Run:
         if cfg.photos:
             patches = to_numpy(self.loader.batch(0, 0))[:32, 0]
             image, _, _, mode, k = (v[:32] for v in self.loader.indices(0, 0))
-            scaled = len(cfg.patch_scales) > 1
+            scaled = cfg.patch_scales != [1.0]                # as the data line says
             label = [f"#{i + 1} t{m}" + (f"\nx{cfg.patch_scales[s]:g}" if scaled else "")
                      for i, m, s in zip(image, mode, k)]
             self.figures.draw("plot_crops", (

@@ -117,6 +117,7 @@ def test_crop_titles_keep_their_line_breaks():
     fig.clf()
     assert title == "#1 t5\nx0.8"
 
+
 @pytest.mark.parametrize("scales,message", [
     ((0.2,), "scale 0.2 makes the 20x17 images 4x3, smaller than the 4x4 patches"),
     ((1, 0), "scales must be one or more positive factors"),
@@ -189,4 +190,3 @@ def test_spec_from_configs_old_and_new():
 def test_bad_specs(kwargs, message):
     with pytest.raises(ValueError, match=message):
         NoiseSpec(**kwargs)
-

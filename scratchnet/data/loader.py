@@ -141,7 +141,7 @@ class PatchLoader:
 
 
 def _scaled(H: int, W: int, scale: float) -> tuple[int, int]:
-    return (H, W) if scale == 1 else (round(H * scale), round(W * scale))
+    return round(H * scale), round(W * scale)
 
 
 def _check_scales(scales: Sequence[float], P: int, H: int, W: int) -> tuple[float, ...]:
